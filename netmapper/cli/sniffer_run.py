@@ -1,0 +1,76 @@
+"""`netmapper sniffer run`: the node agent. Needs root (or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN,
+CAP_SYS_ADMIN for tracefs/cgroup attach) to load its eBPF programs."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from sniffer.agent import Agent
+from sniffer.cluster import ClusterIndex
+from sniffer.feed import IdentityFeed
+from sniffer.reporter import Reporter
+from sniffer.resolver import DEFAULT_CLUSTER_CIDRS, Resolver
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="capture connections on this node and report them to the mapper")
+    p.add_argument("--mapper", required=True, metavar="ADDR", help="mapper gRPC address")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--snapshot", type=Path, metavar="FILE", help="cluster snapshot (kubectl get ... -A -o yaml)")
+    src.add_argument("--kubeconfig", type=Path, metavar="FILE", help="watch the cluster with this kubeconfig")
+    p.add_argument("--node", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                   help="this node's name (default $NODE_NAME or the hostname)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between kernel map drains (default 1)")
+    p.add_argument("--map-size", type=int, default=65536, help="entries in the in-kernel connect map")
+    p.add_argument("--cluster-cidr", action="append", default=None, metavar="CIDR",
+                   help="pod/service/node ranges; other addresses are internet (default: private ranges)")
+    p.add_argument("--ready-file", type=Path, help="touched once probes are attached (readiness)")
+    p.set_defaults(run=run)
+
+
+def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
+    """The identity feed and how long to hold unresolved connects for it."""
+    if args.snapshot is not None:
+        from sniffer.snapshot_feed import SnapshotFeed
+
+        return SnapshotFeed(args.snapshot), 0.0
+    from sniffer.kube_feed import KubeFeed  # only needs the kubernetes client when used
+
+    return KubeFeed(kubeconfig=args.kubeconfig, node_name=args.node), 2.0
+
+
+def run(args: argparse.Namespace) -> int:
+    from sniffer.connect_probe import ConnectProbe  # needs bcc: imported only by the command that uses it
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    feed, hold = _feed(args)
+    index = ClusterIndex()
+    feed.start(index)
+    if not feed.wait_synced(timeout=60):
+        log.warning("identity feed not synced after 60 s; resolving with what it has")
+    resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS)
+    reporter = Reporter(args.mapper, args.node)
+    reporter.start()
+    try:
+        with ConnectProbe(map_size=args.map_size) as probe:
+            agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
+                          hold_unresolved=hold)
+            if args.ready_file is not None:
+                args.ready_file.touch()
+            log.info("sniffer on node %s capturing; reporting to %s every %.1fs", args.node, args.mapper, args.interval)
+            agent.run(stop)
+            reporter.flush(timeout=5.0)
+    finally:
+        reporter.stop()
+        feed.stop()
+    return 0

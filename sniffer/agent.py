@@ -1,0 +1,127 @@
+"""Agent: the sniffer's drain loop. Wires probe -> resolver -> accumulator -> reporter.
+
+Every `interval` seconds: drain the kernel map, resolve both sides of each connect, merge into the
+accumulator, and hand a batch to the reporter when it is idle. Kernel-side and queue-side losses
+travel with the next batch as LostEvents. Errors in one cycle are logged and the loop goes on.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from netmapper.v1 import edge_pb2
+from sniffer.edges import EdgeAccumulator
+from sniffer.identity import EndpointKind
+from sniffer.records import ConnectObservation, ProbeLoss
+from sniffer.reporter import Reporter
+from sniffer.resolver import ResolvedConnect, Resolver
+
+log = logging.getLogger(__name__)
+
+LOST_SOURCES = {
+    "kernel_map_full": edge_pb2.LOST_SOURCE_KERNEL_MAP_FULL,
+    "ring_buffer": edge_pb2.LOST_SOURCE_RING_BUFFER,
+    "sniffer_queue": edge_pb2.LOST_SOURCE_SNIFFER_QUEUE,
+}
+
+
+class ConnectSource(Protocol):
+    def drain(self) -> tuple[list[ConnectObservation], list[ProbeLoss]]: ...
+
+
+@dataclass
+class AgentStats:
+    cycles: int = 0
+    connects: int = 0
+    edges_sent: int = 0
+    unresolved_held: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Agent:
+    source: ConnectSource
+    resolver: Resolver
+    reporter: Reporter
+    interval: float = 1.0
+    # In live mode a new pod's watch event can trail its first connect: hold connects that touch an
+    # unresolved in-cluster address this long before reporting them unresolved.
+    hold_unresolved: float = 0.0
+    accumulator: EdgeAccumulator = field(default_factory=EdgeAccumulator)
+    stats: AgentStats = field(default_factory=AgentStats)
+    on_cycle: Callable[[], None] | None = None  # extra per-cycle work (DNS polling, index pruning)
+    _held: list[tuple[float, ConnectObservation]] = field(default_factory=list)
+    _lost: dict[int, tuple[int, float, float]] = field(default_factory=dict)
+
+    def run(self, stop: threading.Event) -> None:
+        next_tick = time.monotonic()
+        while not stop.is_set():
+            next_tick += self.interval
+            try:
+                self.cycle(time.time())
+            except Exception:  # noqa: BLE001 - the daemon keeps running; the cause is logged
+                self.stats.errors += 1
+                log.exception("drain cycle failed")
+            stop.wait(max(0.0, next_tick - time.monotonic()))
+        self.cycle(time.time(), final=True)
+
+    def cycle(self, now: float, *, final: bool = False) -> None:
+        self.stats.cycles += 1
+        if self.on_cycle is not None:
+            self.on_cycle()
+        observations, losses = self.source.drain()
+        for loss in losses:
+            self._note_lost(LOST_SOURCES.get(loss.source, edge_pb2.LOST_SOURCE_UNKNOWN), loss.count, now)
+        self.stats.connects += sum(o.count for o in observations)
+        self.accumulator.add(self._resolve(observations, now, final))
+        if self.accumulator.overflow:
+            self._note_lost(edge_pb2.LOST_SOURCE_SNIFFER_QUEUE, self.accumulator.overflow, now)
+            self.accumulator.overflow = 0
+        if (len(self.accumulator) or self._lost) and self.reporter.idle():
+            edges = self.accumulator.take()
+            if self.reporter.offer(edges, self._lost_events()):
+                self.stats.edges_sent += len(edges)
+                self._lost.clear()
+
+    def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> list[ResolvedConnect]:
+        out: list[ResolvedConnect] = []
+        retry, self._held = self._held, []
+        for since, obs in retry + [(now, o) for o in observations]:
+            rc = self.resolver.resolve(obs)
+            if (not final and now - since < self.hold_unresolved
+                    and (_waits_for_feed(rc.client.kind) or
+                         (_waits_for_feed(rc.server.kind) and self.resolver.in_cluster(rc.server.ip)))):
+                self._held.append((since, obs))
+                continue
+            out.append(rc)
+        self.stats.unresolved_held = len(self._held)
+        return out
+
+    def _note_lost(self, source: int, count: int, now: float) -> None:
+        if count <= 0:
+            return
+        n, first, _ = self._lost.get(source, (0, now, now))
+        self._lost[source] = (n + count, first, now)
+
+    def _lost_events(self) -> list[edge_pb2.LostEvents]:
+        out = []
+        for source, (n, first, last) in sorted(self._lost.items()):
+            t0, t1 = Timestamp(), Timestamp()
+            t0.FromNanoseconds(int(first * 1e9))
+            t1.FromNanoseconds(int(last * 1e9))
+            out.append(edge_pb2.LostEvents(source=source, count=n, first=t0, last=t1))
+        return out
+
+
+def _waits_for_feed(kind: EndpointKind) -> bool:
+    return kind is EndpointKind.UNRESOLVED
+
+
+ProbeFactory = Callable[[], AbstractContextManager[ConnectSource]]

@@ -1,0 +1,330 @@
+"""Adapter for bpf/tcp_connect.bpf.c: load it with bcc, drain its aggregation maps, decode records.
+
+The kernel aggregates connects by (cgroup id, netns, family, saddr, daddr, dport) into one of two
+hash buffers. `drain()` flips the buffer the program writes, waits until no CPU is still inside the
+program (per-CPU enter/exit counters), then reads and deletes the now writer-less buffer in batches.
+So a connect is either in the drained buffer or in the next one: never half-counted or lost. Inserts
+that fail (buffer full) are counted in the kernel and returned as `ProbeLoss`.
+
+Keep aligned with bpf/tcp_connect.bpf.c (ConnKey/ConnVal/ConnStats mirror its structs; a test
+compares them with the layouts bcc reports after compiling the C file).
+"""
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+import logging
+import os
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sniffer import btf
+from sniffer.records import ConnectObservation, IPAddress, ProbeLoss
+
+if TYPE_CHECKING:  # bcc is an optional system package; import it only when a probe is loaded
+    from bcc import BPF
+
+log = logging.getLogger(__name__)
+
+BPF_SOURCE = Path(__file__).resolve().parents[1] / "bpf" / "tcp_connect.bpf.c"
+KERNEL_SOURCE = Path("/usr/src/netmapper-kernel-src")
+TRACEFS_EVENT = Path("/sys/kernel/tracing/events/sock/inet_sock_set_state")
+DEFAULT_MAP_SIZE = 65536
+AF_INET = 2
+AF_INET6 = 10
+
+LOSS_MAP_FULL = "kernel_map_full"
+# Keys the kernel inserted but the drain did not find. Impossible by construction; reported (not
+# hidden) so that a kernel or logic change that breaks the invariant shows up as loss.
+LOSS_UNACCOUNTED = "kernel_map_unaccounted"
+
+
+class ConnKey(ct.Structure):
+    """struct conn_key in bpf/tcp_connect.bpf.c."""
+
+    _fields_ = [
+        ("cgroup_id", ct.c_uint64),
+        ("netns", ct.c_uint32),
+        ("family", ct.c_uint8),
+        ("_pad0", ct.c_uint8 * 3),
+        ("saddr", ct.c_uint8 * 16),
+        ("daddr", ct.c_uint8 * 16),
+        ("dport", ct.c_uint16),
+        ("_pad1", ct.c_uint8 * 6),
+    ]
+
+
+class ConnVal(ct.Structure):
+    """struct conn_val in bpf/tcp_connect.bpf.c."""
+
+    _fields_ = [
+        ("count", ct.c_uint64),
+        ("first_seen_ns", ct.c_uint64),
+        ("last_seen_ns", ct.c_uint64),
+        ("pid", ct.c_uint32),
+        ("comm", ct.c_char * 16),
+        ("_pad", ct.c_uint8 * 4),
+    ]
+
+
+class ConnStats(ct.Structure):
+    """struct conn_stats in bpf/tcp_connect.bpf.c (one per CPU)."""
+
+    _fields_ = [
+        ("enter", ct.c_uint64),
+        ("exit", ct.c_uint64),
+        ("new_keys", ct.c_uint64 * 2),
+        ("insert_failed", ct.c_uint64 * 2),
+    ]
+
+
+class ProbeUnavailable(RuntimeError):
+    """The probe cannot be loaded on this machine; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class DrainStats:
+    """Bookkeeping of the last drain (for logs, metrics and the benchmark)."""
+
+    buffer: int
+    keys: int
+    quiesce_seconds: float
+    read_seconds: float
+
+
+def check_environment(*, btf_path: Path = btf.VMLINUX_BTF) -> None:
+    """Raise ProbeUnavailable with a remedy when root, tracefs, BTF or bcc are missing."""
+    if os.geteuid() != 0:
+        raise ProbeUnavailable("loading eBPF needs root (or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN): run the sniffer as root")
+    if not TRACEFS_EVENT.is_dir():
+        if not Path("/sys/kernel/tracing/events").is_dir():
+            raise ProbeUnavailable(
+                "tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` (scripts/setup.sh does it)"
+            )
+        raise ProbeUnavailable(f"kernel has no tracepoint sock:inet_sock_set_state ({TRACEFS_EVENT} missing)")
+    if not btf_path.is_file():
+        raise ProbeUnavailable(
+            f"{btf_path} missing: the kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y needed for struct offsets)"
+        )
+    try:
+        import bcc  # noqa: F401
+    except ImportError as e:
+        raise ProbeUnavailable(
+            f"bcc is not importable ({e}): install Debian python3-bpfcc and make it visible in the venv "
+            "(scripts/setup.sh)"
+        ) from None
+
+
+def _ip(family: int, raw: ct.Array[ct.c_uint8]) -> IPAddress:
+    data = bytes(raw)
+    return IPv4Address(data[:4]) if family == AF_INET else IPv6Address(data)
+
+
+class ConnectProbe:
+    """The TCP connect capture. Use as a context manager; call drain() every interval.
+
+    map_size: entries per buffer (distinct edges between two drains before inserts fail).
+    netns_filter: record only sockets in this network namespace inode (tests, benchmarks).
+    """
+
+    def __init__(
+        self,
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        netns_filter: int | None = None,
+        source: Path = BPF_SOURCE,
+        btf_path: Path = btf.VMLINUX_BTF,
+        quiesce_timeout: float = 1.0,
+    ) -> None:
+        if map_size < 1:
+            raise ValueError("map_size must be positive")
+        self.map_size = map_size
+        self.netns_filter = netns_filter
+        self.source = source
+        self.btf_path = btf_path
+        self.quiesce_timeout = quiesce_timeout
+        self.last_drain: DrainStats | None = None
+        self._bpf: BPF | None = None
+        self._active = 0
+        # running kernel counters as of the previous drain (differences are what we report)
+        self._seen_new_keys = [0, 0]
+        self._seen_insert_failed = 0
+        self._keys_buf: ct.Array[ConnKey] | None = None
+        self._vals_buf: ct.Array[ConnVal] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def cflags(self) -> list[str]:
+        offsets = btf.connect_offsets(btf.load(self.btf_path))
+        return [
+            *offsets.cflags(),
+            f"-DNM_MAP_SIZE={self.map_size}",
+            f"-DNM_FILTER_NETNS={self.netns_filter or 0}",
+        ]
+
+    def open(self) -> None:
+        if self._bpf is not None:
+            return
+        check_environment(btf_path=self.btf_path)
+        if KERNEL_SOURCE.is_dir():
+            # bcc needs one merged header tree (see scripts/setup.sh); an explicit setting wins.
+            os.environ.setdefault("BCC_KERNEL_SOURCE", str(KERNEL_SOURCE))
+        try:
+            cflags = self.cflags()
+        except btf.BtfError as e:
+            raise ProbeUnavailable(f"cannot read kernel struct offsets from BTF: {e}") from e
+        from bcc import BPF  # late import: see TYPE_CHECKING above
+
+        started = time.monotonic()
+        try:
+            # TRACEPOINT_PROBE functions are attached by bcc when the program loads.
+            self._bpf = BPF(src_file=str(self.source).encode(), cflags=cflags)
+        except Exception as e:  # bcc raises bare Exception on compile/load errors
+            raise ProbeUnavailable(
+                f"cannot compile/load {self.source.name} with bcc: {e}. Check BCC_KERNEL_SOURCE "
+                f"(scripts/setup.sh prepares {KERNEL_SOURCE}) and that tracefs is mounted"
+            ) from e
+        log.info("tcp_connect loaded in %.2fs (map_size=%d, %s)", time.monotonic() - started, self.map_size, cflags)
+        self._active = int(self._table("active")[ct.c_int(0)].value)
+        stats = self._stats()
+        self._seen_new_keys = [sum(s.new_keys[b] for s in stats) for b in (0, 1)]
+        self._seen_insert_failed = sum(s.insert_failed[0] + s.insert_failed[1] for s in stats)
+
+    def close(self) -> None:
+        if self._bpf is not None:
+            self._bpf.cleanup()  # detaches the tracepoint and closes the maps
+            self._bpf = None
+
+    def __enter__(self) -> ConnectProbe:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- draining ----------------------------------------------------------------------------
+
+    def drain(self) -> tuple[list[ConnectObservation], list[ProbeLoss]]:
+        """Everything aggregated since the previous drain, and what the kernel could not keep."""
+        bpf = self._require()
+        drained = self._active
+        started = time.monotonic()
+        self._table("active")[ct.c_int(0)] = ct.c_uint32(drained ^ 1)
+        self._active = drained ^ 1
+        stats = self._quiesce()
+        quiesced = time.monotonic()
+
+        # CLOCK_MONOTONIC (bpf_ktime_get_ns) -> wall clock, sampled once per drain.
+        wall_minus_mono = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        observations: list[ConnectObservation] = []
+        for key, val in self._lookup_and_delete_all(bpf[f"conns{drained}".encode()]):
+            observations.append(
+                ConnectObservation(
+                    cgroup_id=key.cgroup_id,
+                    netns=key.netns,
+                    saddr=_ip(key.family, key.saddr),
+                    daddr=_ip(key.family, key.daddr),
+                    dport=key.dport,
+                    count=val.count,
+                    first_seen=(val.first_seen_ns + wall_minus_mono) / 1e9,
+                    last_seen=(val.last_seen_ns + wall_minus_mono) / 1e9,
+                    pid=val.pid,
+                    comm=val.comm.decode(errors="replace"),
+                )
+            )
+
+        losses: list[ProbeLoss] = []
+        failed = sum(s.insert_failed[0] + s.insert_failed[1] for s in stats)
+        if failed > self._seen_insert_failed:
+            losses.append(ProbeLoss(source=LOSS_MAP_FULL, count=failed - self._seen_insert_failed))
+        self._seen_insert_failed = failed
+        new_keys = sum(s.new_keys[drained] for s in stats)
+        missing = new_keys - self._seen_new_keys[drained] - len(observations)
+        self._seen_new_keys[drained] = new_keys
+        if missing:
+            log.error("tcp_connect buffer %d: kernel inserted %d more keys than drained", drained, missing)
+            losses.append(ProbeLoss(source=LOSS_UNACCOUNTED, count=missing))
+        self.last_drain = DrainStats(drained, len(observations), quiesced - started, time.monotonic() - quiesced)
+        return observations, losses
+
+    def _quiesce(self) -> list[ConnStats]:
+        """Wait until every program that may have read the old `active` value has finished.
+
+        A program increments its CPU's `enter` (atomically, a full barrier) before reading `active`,
+        and `exit` when done. Any program that read the old value had incremented `enter` before our
+        flip became visible, so it is finished once `exit` reaches the `enter` we read after the flip.
+        """
+        stats = self._stats()
+        target = [s.enter for s in stats]
+        deadline = time.monotonic() + self.quiesce_timeout
+        while True:
+            stats = self._stats()
+            if all(s.exit >= t for s, t in zip(stats, target, strict=True)):
+                return stats
+            if time.monotonic() > deadline:
+                # Should never happen (programs run for microseconds); drain anyway, say so.
+                log.warning("tcp_connect: a CPU stayed inside the program for %.1fs", self.quiesce_timeout)
+                return stats
+            time.sleep(0.0001)
+
+    def _lookup_and_delete_all(self, table: Any) -> list[tuple[ConnKey, ConnVal]]:
+        """BPF_MAP_LOOKUP_AND_DELETE_BATCH over the whole (writer-less) buffer.
+
+        Not bcc's items_lookup_and_delete_batch: in bcc 0.26 it passes one c_uint32 as both the
+        batch token and the count, which corrupts the walk.
+        """
+        from bcc.libbcc import lib
+
+        if self._keys_buf is None or self._vals_buf is None:
+            self._keys_buf = (ConnKey * self.map_size)()
+            self._vals_buf = (ConnVal * self.map_size)()
+        keys, vals = self._keys_buf, self._vals_buf
+        in_batch, out_batch, count = ct.c_uint32(0), ct.c_uint32(0), ct.c_uint32(0)
+        total = 0
+        for _ in range(self.map_size + 1):  # each call returns >= 1 entry or ends the walk
+            count.value = self.map_size - total
+            if count.value == 0:
+                break
+            res = lib.bpf_lookup_and_delete_batch(
+                table.map_fd,
+                ct.byref(in_batch) if total else None,
+                ct.byref(out_batch),
+                ct.byref(keys, ct.sizeof(ConnKey) * total),
+                ct.byref(vals, ct.sizeof(ConnVal) * total),
+                ct.byref(count),
+            )
+            err = ct.get_errno()
+            total += count.value
+            if res != 0:
+                if err == errno.ENOENT:  # walked past the last bucket
+                    break
+                raise OSError(err, f"BPF_MAP_LOOKUP_AND_DELETE_BATCH on tcp_connect buffer: {os.strerror(err)}")
+            in_batch.value = out_batch.value
+        return [(ConnKey.from_buffer_copy(keys[i]), ConnVal.from_buffer_copy(vals[i])) for i in range(total)]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _require(self) -> BPF:
+        if self._bpf is None:
+            raise RuntimeError("ConnectProbe is not open (use it as a context manager or call open())")
+        return self._bpf
+
+    def _table(self, name: str) -> Any:
+        return self._require()[name.encode()]
+
+    def _stats(self) -> list[ConnStats]:
+        per_cpu = self._table("stats").getvalue(ct.c_int(0))
+        return [ConnStats.from_buffer_copy(s) for s in per_cpu]
+
+    def kernel_layouts(self) -> dict[str, tuple[int, list[tuple[str, int]]]]:
+        """(size, [(field, offset)]) of the key/value/stats types as bcc compiled them from the C file."""
+        bpf = self._require()
+        out: dict[str, tuple[int, list[tuple[str, int]]]] = {}
+        for label, table, attr in (("conn_key", "conns0", "Key"), ("conn_val", "conns0", "Leaf"), ("conn_stats", "stats", "sLeaf")):
+            t = getattr(bpf[table.encode()], attr)
+            out[label] = (ct.sizeof(t), [(name, getattr(t, name).offset) for name, *_ in t._fields_])
+        return out

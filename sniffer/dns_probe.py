@@ -1,0 +1,223 @@
+"""DNS reply capture: loads bpf/dns_reply.bpf.c with bcc and drains its ring buffer.
+
+The program is a cgroup_skb ingress program attached to the cgroup v2 root, so it sees the DNS replies
+(UDP and, partly, TCP source port 53) received by every socket of every network namespace on the node.
+It is attached as a BPF link (BPF_LINK_CREATE through the raw bpf() syscall): the kernel detaches a link
+when its last file descriptor closes, so a crashed or `kill -9`ed sniffer leaves nothing behind. bcc
+0.26's `attach_func` makes a legacy attachment that would outlive the process.
+
+Keep EVENT_FORMAT aligned with `struct dns_event` in bpf/dns_reply.bpf.c.
+This is an adapter: it alone touches BPF. bcc is imported lazily so that the data types here can be
+used (tests, parsing) on machines without bcc.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import platform
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from typing import Any
+
+from sniffer.records import IPAddress, ProbeLoss
+
+log = logging.getLogger(__name__)
+
+BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "dns_reply.bpf.c"
+KERNEL_SOURCE = "/usr/src/netmapper-kernel-src"
+
+# struct dns_event: cgroup_id, ts_raw, saddr[16], daddr[16], sport, dport, payload_len, captured_len,
+# family, protocol, flags, _pad[5], payload[512]
+EVENT_FORMAT = "<QQ16s16sHHHHBBB5x512s"
+EVENT = struct.Struct(EVENT_FORMAT)
+EVENT_SIZE = EVENT.size  # 576
+# Field offsets as laid out by EVENT_FORMAT (checked against the C struct by tests/bpf/test_dns_probe.py).
+EVENT_OFFSETS: dict[str, int] = {
+    "cgroup_id": 0, "ts_raw": 8, "saddr": 16, "daddr": 32, "sport": 48, "dport": 50,
+    "payload_len": 52, "captured_len": 54, "family": 56, "protocol": 57, "flags": 58, "payload": 64,
+}
+MAX_PAYLOAD = 512
+FLAG_TRUNCATED = 1
+
+# bpf(2) constants (include/uapi/linux/bpf.h).
+_BPF_LINK_CREATE = 28
+_BPF_CGROUP_INET_INGRESS = 0
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
+
+
+@dataclass(frozen=True, slots=True)
+class DnsPacket:
+    """One DNS reply packet (or TCP segment) as the kernel captured it at the receiving socket."""
+
+    cgroup_id: int  # cgroup v2 id of the receiving socket (inode of its cgroup directory)
+    family: int  # socket.AF_INET or socket.AF_INET6
+    saddr: IPAddress  # the DNS server as the client sees it (after conntrack reverse NAT)
+    daddr: IPAddress  # the client
+    sport: int
+    dport: int
+    protocol: int  # socket.IPPROTO_UDP or socket.IPPROTO_TCP
+    payload: bytes  # captured transport payload (TCP: 2-byte length prefix + message)
+    truncated: bool  # fewer bytes captured than the packet carried (or an IPv4 first fragment)
+    seen_at: float  # wall-clock seconds
+    payload_len: int = 0  # transport payload length in the packet (>= len(payload))
+
+
+def find_cgroup2_root(mounts_file: str = "/proc/self/mounts") -> str:
+    """The cgroup v2 root: /sys/fs/cgroup/unified on hybrid hosts, /sys/fs/cgroup on pure v2 hosts."""
+    cgroup2: list[str] = []
+    with open(mounts_file, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "cgroup2":
+                cgroup2.append(parts[1])
+    for preferred in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if preferred in cgroup2:
+            return preferred
+    if cgroup2:
+        return cgroup2[0]
+    raise RuntimeError("no cgroup v2 hierarchy is mounted: the DNS probe needs one (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+
+
+def bpf_link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
+    """BPF_LINK_CREATE through the raw bpf() syscall; returns the link fd (closing it detaches)."""
+    nr = _SYS_BPF.get(platform.machine())
+    if nr is None:
+        raise RuntimeError(f"bpf() syscall number unknown for {platform.machine()}")
+    # union bpf_attr.link_create: prog_fd, target_fd, attach_type, flags, then zeroed unions. The kernel
+    # requires every byte it does not know to be zero, which a zero-initialised buffer guarantees.
+    attr = (ctypes.c_uint32 * 16)(prog_fd, target_fd, attach_type, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_int(_BPF_LINK_CREATE), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"BPF_LINK_CREATE failed: {os.strerror(err)}")
+    return int(fd)
+
+
+def _addr(family: int, raw: bytes) -> IPAddress:
+    return IPv4Address(raw[:4]) if family == socket.AF_INET else IPv6Address(raw)
+
+
+def decode_event(data: bytes, *, mono_to_wall: float) -> DnsPacket:
+    """Decode one struct dns_event. Raises ValueError on a record that does not fit the layout."""
+    if len(data) < EVENT_SIZE:
+        raise ValueError(f"short dns_event: {len(data)} < {EVENT_SIZE} bytes")
+    (cgroup_id, ts_raw, saddr_raw, daddr_raw, sport, dport, payload_len, captured_len,
+     family, protocol, flags, payload) = EVENT.unpack_from(data)
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        raise ValueError(f"dns_event with unknown family {family}")
+    captured = min(captured_len, MAX_PAYLOAD)
+    return DnsPacket(
+        cgroup_id=cgroup_id,
+        family=family,
+        saddr=_addr(family, saddr_raw),
+        daddr=_addr(family, daddr_raw),
+        sport=sport,
+        dport=dport,
+        protocol=protocol,
+        payload=payload[:captured],
+        truncated=bool(flags & FLAG_TRUNCATED) or captured < payload_len,
+        seen_at=ts_raw / 1e9 + mono_to_wall,
+        payload_len=payload_len,
+    )
+
+
+class DnsProbe:
+    """Context manager: loads and attaches the DNS reply probe; `poll()` returns captured packets.
+
+    Loss is never silent: `lost_total()` is the kernel's count of records dropped because the ring
+    buffer was full, `take_loss()` the increase since the previous call as a ProbeLoss.
+    """
+
+    def __init__(self, *, cgroup_root: str | None = None, ringbuf_pages: int = 4096,
+                 source: Path = BPF_SOURCE) -> None:
+        if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
+            raise ValueError("ringbuf_pages must be a power of two")
+        self._cgroup_root = cgroup_root
+        self._ringbuf_pages = ringbuf_pages
+        self._source = source
+        self._bpf: Any = None
+        self._link_fd: int | None = None
+        self._pending: list[DnsPacket] = []
+        self._mono_to_wall = 0.0
+        self._lost_reported = 0
+        self.decode_errors = 0  # records user space could not decode (should stay 0)
+
+    def __enter__(self) -> DnsProbe:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def cgroup_root(self) -> str:
+        if self._cgroup_root is None:
+            self._cgroup_root = find_cgroup2_root()
+        return self._cgroup_root
+
+    def start(self) -> None:
+        if os.path.isdir(KERNEL_SOURCE):
+            os.environ.setdefault("BCC_KERNEL_SOURCE", KERNEL_SOURCE)
+        from bcc import BPF  # lazy: only the adapter needs bcc
+
+        text = self._source.read_text(encoding="utf-8")
+        self._bpf = BPF(text=text.encode(), cflags=[f"-DDNS_RINGBUF_PAGES={self._ringbuf_pages}"])
+        try:
+            fn = self._bpf.load_func(b"dns_reply_ingress", BPF.CGROUP_SKB)
+            self._bpf[b"dns_events"].open_ring_buffer(self._on_event)
+            cg_fd = os.open(self.cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                self._link_fd = bpf_link_create(fn.fd, cg_fd, _BPF_CGROUP_INET_INGRESS)
+            finally:
+                os.close(cg_fd)
+        except BaseException:
+            self.close()
+            raise
+        # bpf_ktime_get_ns() is CLOCK_MONOTONIC; one offset converts it to wall time.
+        self._mono_to_wall = time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
+        log.info("dns probe attached to %s (link fd %d, ring buffer %d pages)",
+                 self.cgroup_root, self._link_fd, self._ringbuf_pages)
+
+    def close(self) -> None:
+        if self._link_fd is not None:
+            os.close(self._link_fd)  # last fd of the link: the kernel detaches the program
+            self._link_fd = None
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def _on_event(self, _ctx: Any, data: Any, size: int) -> None:
+        # Called by libbpf from inside ring_buffer_poll(); exceptions must not escape into ctypes.
+        try:
+            self._pending.append(decode_event(ctypes.string_at(data, size), mono_to_wall=self._mono_to_wall))
+        except Exception:  # noqa: BLE001 - a bad record is counted, never fatal
+            self.decode_errors += 1
+
+    def poll(self, timeout_ms: int = 100) -> list[DnsPacket]:
+        """Wait up to timeout_ms for records, then return everything that is in the ring buffer."""
+        if self._bpf is None:
+            raise RuntimeError("DnsProbe is not started")
+        self._bpf.ring_buffer_poll(timeout_ms)
+        self._bpf.ring_buffer_consume()  # records that arrived while the callbacks ran
+        out, self._pending = self._pending, []
+        return out
+
+    def lost_total(self) -> int:
+        """Records dropped in the kernel because the ring buffer was full, since start."""
+        if self._bpf is None:
+            return 0
+        values = self._bpf[b"dns_lost"][ctypes.c_int(0)]
+        return int(sum(int(v) for v in values))
+
+    def take_loss(self) -> ProbeLoss | None:
+        """Loss since the previous call, or None when nothing was lost."""
+        total = self.lost_total()
+        delta, self._lost_reported = total - self._lost_reported, total
+        return ProbeLoss(source="ring_buffer", count=delta) if delta > 0 else None

@@ -1,0 +1,94 @@
+"""Resolved connects -> netmapper.v1 Edge messages, aggregated per (client, server, port, protocol).
+
+The sniffer sends one Edge per key per batch; while a batch waits for the mapper's acknowledgement
+(or the mapper is down) new connects keep merging here, so memory grows with distinct edges, not with
+connects (bounded by max_edges; what does not fit is counted and reported as lost).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from netmapper.v1 import edge_pb2
+from sniffer.identity import Endpoint
+from sniffer.resolver import ResolvedConnect
+
+log = logging.getLogger(__name__)
+
+EdgeKey = tuple[tuple[object, ...], tuple[object, ...], int, int]
+
+
+def endpoint_to_proto(ep: Endpoint) -> edge_pb2.Endpoint:
+    msg = edge_pb2.Endpoint(kind=ep.kind.value, ip=ep.ip, dns_names=sorted(ep.dns_names))
+    if ep.workload is not None:
+        msg.workload.name, msg.workload.kind, msg.workload.namespace = (
+            ep.workload.name, ep.workload.kind, ep.workload.namespace)
+    if ep.service is not None:
+        msg.service.name, msg.service.namespace = ep.service.name, ep.service.namespace
+    if ep.pod:
+        msg.pod = ep.pod
+    if ep.node:
+        msg.node = ep.node
+    return msg
+
+
+def _ts(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+@dataclass
+class _Pending:
+    client: Endpoint
+    server: Endpoint
+    port: int
+    protocol: int
+    count: int
+    first_seen: float
+    last_seen: float
+    dns_names: set[str]
+
+
+@dataclass
+class EdgeAccumulator:
+    """Merges resolved connects by edge key until taken as a batch."""
+
+    max_edges: int = 200_000
+    overflow: int = 0  # connects dropped because max_edges distinct edges were already pending
+    _pending: dict[EdgeKey, _Pending] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, connects: Iterable[ResolvedConnect], protocol: int = edge_pb2.PROTOCOL_TCP) -> None:
+        for c in connects:
+            key: EdgeKey = (c.client.key(), c.server.key(), c.port, protocol)
+            p = self._pending.get(key)
+            if p is None:
+                if len(self._pending) >= self.max_edges:
+                    self.overflow += c.count
+                    continue
+                self._pending[key] = _Pending(c.client, c.server, c.port, protocol, c.count,
+                                              c.first_seen, c.last_seen, set(c.server.dns_names))
+                continue
+            p.count += c.count
+            p.first_seen = min(p.first_seen, c.first_seen)
+            if c.last_seen >= p.last_seen:
+                p.last_seen, p.client, p.server = c.last_seen, c.client, c.server
+            p.dns_names.update(c.server.dns_names)
+
+    def take(self) -> list[edge_pb2.Edge]:
+        pending, self._pending = self._pending, {}
+        out = []
+        for p in pending.values():
+            server = endpoint_to_proto(p.server)
+            del server.dns_names[:]
+            server.dns_names.extend(sorted(p.dns_names))
+            out.append(edge_pb2.Edge(client=endpoint_to_proto(p.client), server=server, port=p.port,
+                                     protocol=p.protocol, count=p.count, first_seen=_ts(p.first_seen),
+                                     last_seen=_ts(p.last_seen)))
+        return out

@@ -1,0 +1,35 @@
+"""Raw observations handed from the kernel probes to the resolver. Pure data, no I/O."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+IPAddress = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectObservation:
+    """One drained entry of the in-kernel connect aggregation map (bpf/tcp_connect.bpf.c).
+
+    Aggregated in the kernel by (cgroup_id, netns, family, saddr, daddr, dport). Times are wall-clock
+    seconds (converted from the kernel's monotonic clock at drain time).
+    """
+
+    cgroup_id: int  # cgroup v2 id of the connecting task
+    netns: int  # network namespace inode of the socket
+    saddr: IPAddress  # source address at connect time (may be unspecified: 0.0.0.0 / ::)
+    daddr: IPAddress
+    dport: int
+    count: int  # connects since the previous drain
+    first_seen: float
+    last_seen: float
+    pid: int  # tgid of the last connecting task
+    comm: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeLoss:
+    """Observations the kernel side could not keep (map full, evicted before drained, ring buffer full)."""
+
+    source: str  # "kernel_map_full" | "ring_buffer"
+    count: int
