@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 BPF_SOURCE = Path(__file__).resolve().parents[1] / "bpf" / "tcp_connect.bpf.c"
 KERNEL_SOURCE = Path("/usr/src/netmapper-kernel-src")
-TRACEFS_EVENT = Path("/sys/kernel/tracing/events/sock/inet_sock_set_state")
+TRACEFS_EVENTS = Path("/sys/kernel/tracing/events")
+TRACEFS_EVENT = TRACEFS_EVENTS / "sock" / "inet_sock_set_state"
 DEFAULT_MAP_SIZE = 65536
 AF_INET = 2
 AF_INET6 = 10
@@ -98,10 +99,10 @@ class DrainStats:
 
 def check_environment(*, btf_path: Path = btf.VMLINUX_BTF) -> None:
     """Raise ProbeUnavailable with a remedy when root, tracefs, BTF or bcc are missing."""
-    if os.geteuid() != 0:
+    if not _can_load_bpf():
         raise ProbeUnavailable("loading eBPF needs root (or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN): run the sniffer as root")
     if not TRACEFS_EVENT.is_dir():
-        if not Path("/sys/kernel/tracing/events").is_dir():
+        if not TRACEFS_EVENTS.is_dir():
             raise ProbeUnavailable(
                 "tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` (scripts/setup.sh does it)"
             )
@@ -117,6 +118,18 @@ def check_environment(*, btf_path: Path = btf.VMLINUX_BTF) -> None:
             f"bcc is not importable ({e}): install Debian python3-bpfcc and make it visible in the venv "
             "(scripts/setup.sh)"
         ) from None
+
+
+def _can_load_bpf() -> bool:
+    """Root, or the capabilities that allow loading tracing programs (CAP_BPF+CAP_PERFMON, or SYS_ADMIN)."""
+    if os.geteuid() == 0:
+        return True
+    cap_eff = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            cap_eff = int(line.split()[1], 16)
+    cap_sys_admin, cap_perfmon, cap_bpf = 1 << 21, 1 << 38, 1 << 39
+    return bool(cap_eff & cap_sys_admin) or (cap_eff & (cap_perfmon | cap_bpf)) == cap_perfmon | cap_bpf
 
 
 def _ip(family: int, raw: ct.Array[ct.c_uint8]) -> IPAddress:

@@ -15,7 +15,8 @@ Defaults (all keyword arguments of DnsCache):
   max_names_per_ip = 16    names per (client, IP); the oldest are dropped first (counted). CDNs put many
                            names behind one IP, but one client rarely resolves more than a few of them.
 
-Names come out most recently recorded first, ties broken by name, so the result is deterministic.
+Names come out most recently recorded first; within one answer the asked name comes first, then its
+CNAME chain. The order is deterministic.
 IPv4-mapped IPv6 addresses are looked up as their IPv4 address. Pure code, no I/O; `now` is passed in.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sniffer.records import IPAddress
 @dataclass(slots=True)
 class _NameEntry:
     recorded_at: float
+    seq: int  # recording order, breaks ties between names recorded at the same time
     valid_until: float  # TTL expiry + grace
 
 
@@ -50,6 +52,7 @@ class DnsCache:
         self.names_dropped = 0  # names dropped because one (client, IP) had too many
         self._entries: OrderedDict[tuple[Hashable, IPAddress], dict[str, _NameEntry]] = OrderedDict()
         self._clients_by_ip: dict[IPAddress, dict[Hashable, None]] = {}  # for names_for_any
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,9 +71,10 @@ class DnsCache:
             else:
                 self._entries.move_to_end(key)
             valid_until = now + min(max(answer.ttl, 0), self.max_ttl_s) + self.grace_s
-            for name in answer.names:
+            for name in reversed(answer.names):  # the asked name last: it ranks first
                 old = names.pop(name, None)  # re-insert: dict order = recording order
-                names[name] = _NameEntry(recorded_at=now,
+                self._seq += 1
+                names[name] = _NameEntry(recorded_at=now, seq=self._seq,
                                          valid_until=max(valid_until, old.valid_until if old else 0.0))
                 stored += 1
             while len(names) > self.max_names_per_ip:
@@ -107,10 +111,11 @@ class DnsCache:
 
     @staticmethod
     def _ordered(entries: Iterable[tuple[str, _NameEntry]]) -> tuple[str, ...]:
-        best: dict[str, float] = {}
+        best: dict[str, tuple[float, int]] = {}
         for name, entry in entries:
-            best[name] = max(best.get(name, entry.recorded_at), entry.recorded_at)
-        return tuple(sorted(best, key=lambda n: (-best[n], n)))
+            rank = (entry.recorded_at, entry.seq)
+            best[name] = max(best.get(name, rank), rank)
+        return tuple(sorted(best, key=lambda n: (-best[n][0], -best[n][1], n)))
 
     def names_for(self, client: Hashable, ip: IPAddress, now: float) -> tuple[str, ...]:
         """Names `client` resolved to `ip` that are still valid at `now` (TTL + grace)."""

@@ -102,12 +102,13 @@ def run_client(lab: Lab) -> RunClient:
     """Run netpeer.py connect in the client namespace; returns once it exited."""
 
     def run(*targets: str, repeat: int = 1, cgroup: Path | None = None) -> ClientRun:
-        argv = [sys.executable, str(NETPEER), "connect", "--hold", "--repeat", str(repeat)]
+        argv = lab.client.exec(sys.executable, str(NETPEER), "connect", "--hold", "--repeat", str(repeat))
         for t in targets:
             argv += ["--target", t]
         if cgroup is not None:
-            argv += ["--cgroup", str(cgroup)]
-        proc = lab.client.popen(*argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # Join the cgroup before `ip netns exec`: it mounts a fresh /sys, hiding the cgroupfs.
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *argv]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None
         try:
             line = proc.stdout.readline()

@@ -1,8 +1,7 @@
 """Tiny TCP client/server run inside lab namespaces (`ip netns exec NS python netpeer.py ...`).
 
 serve:   dual-stack listener(s) on [::]:PORT that accept and close, until killed; prints "ready".
-connect: connects to each --target (ADDR:PORT or [ADDR6]:PORT) --repeat times, optionally after moving
-         itself into a cgroup v2 directory; prints one JSON line {pid, netns, results} where results
+connect: connects to each --target (ADDR:PORT or [ADDR6]:PORT) --repeat times; prints one JSON line {pid, netns, results} where results
          are errno names per attempt ("OK" on success). With --hold it then waits for stdin EOF, so
          the test can inspect /proc/<pid> of a live process.
 """
@@ -41,10 +40,7 @@ def serve(ports: list[int]) -> None:
             conn.close()
 
 
-def connect(targets: list[str], repeat: int, cgroup: str | None, hold: bool) -> None:
-    if cgroup:
-        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
+def connect(targets: list[str], repeat: int, hold: bool) -> None:
     results: list[str] = []
     for _ in range(repeat):
         for target in targets:
@@ -69,13 +65,12 @@ def main() -> None:
     c = sub.add_parser("connect")
     c.add_argument("--target", action="append", required=True)
     c.add_argument("--repeat", type=int, default=1)
-    c.add_argument("--cgroup")
     c.add_argument("--hold", action="store_true")
     a = p.parse_args()
     if a.cmd == "serve":
         serve(a.port)
     else:
-        connect(a.target, a.repeat, a.cgroup, a.hold)
+        connect(a.target, a.repeat, a.hold)
 
 
 if __name__ == "__main__":
