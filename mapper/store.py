@@ -1,0 +1,565 @@
+"""EdgeStore: the mapper's merged, optionally durable set of edges.
+
+Every reported edge is merged into the record of its key (keys.edge_key): first_seen is the minimum,
+last_seen the maximum, count the sum of the reported deltas, reporting nodes, DNS names and Services
+are sorted bounded unions, and pod/ip are the latest reported. Re-reporting an edge never creates a
+second record, and merging is order-independent for everything but the latest pod/ip. Counts are
+sums of what sniffers sent: a batch that a sniffer resends after losing its acknowledgement counts
+twice (the proto has no end-to-end idempotency token), so read counts as "at least".
+
+Hot path (merge), designed for hundreds of thousands of observations per second in CPython:
+- Sniffers re-report the same edges every interval with byte-identical endpoints, so the store keeps a
+  fast index from (serialized client, serialized server, port, protocol) to the record. A hit skips
+  identity resolution and attribute merging entirely; only a miss runs the full validation in keys.py.
+- Records are mutable slot objects updated in place under one lock; protos are built only when
+  someone lists, and the serialized Edge is cached per record until the record changes.
+
+Durability: with a sqlite path, changed records are written behind by a background thread every
+`flush_interval` seconds and on close(); a crash loses at most that interval. Reset and expire delete
+from the file synchronously so that nothing forgotten comes back on restart.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from google.protobuf import timestamp_pb2
+
+from mapper import keys
+from mapper.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
+from netmapper.v1 import edge_pb2, mapper_pb2
+
+log = logging.getLogger(__name__)
+
+NS_PER_S: Final[int] = 1_000_000_000
+# An edge can be reported by every node that runs a pod of its client; bounded like the other unions.
+MAX_REPORTING_NODES: Final[int] = 256
+# The fast index maps every distinct serialized endpoint pair seen; pod churn adds pairs over time.
+# It is only a cache, so it is dropped and rebuilt from misses when it outgrows the records by far.
+_FAST_INDEX_SLACK: Final[int] = 4
+_FAST_INDEX_MIN: Final[int] = 100_000
+
+_SCHEMA: Final[str] = """
+CREATE TABLE IF NOT EXISTS edges (
+    key   TEXT PRIMARY KEY,  -- json of keys.EdgeKey, only used to upsert/delete one record
+    edge  BLOB NOT NULL,     -- serialized netmapper.v1.Edge (identity, attributes, times, count, nodes)
+    extra TEXT NOT NULL      -- json of what the Edge proto cannot hold: all Services of both sides
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """Outcome of merging one batch."""
+
+    accepted: int
+    rejected: int
+    error: str = ""  # the first rejection reason, "" when none
+
+
+class _Record:
+    """Mutable merge state of one edge. A slot class, not a frozen dataclass: it is updated in place
+    for every observation, and allocating a new object per observation would halve ingest speed."""
+
+    __slots__ = (
+        "key", "first", "last", "count", "nodes", "client", "server",
+        "client_bytes", "server_bytes", "head", "tail", "wire", "key_text", "alive",
+    )
+
+    def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
+        self.key = key
+        self.first = first  # ns since the epoch
+        self.last = last
+        self.count = 0
+        self.nodes: tuple[str, ...] = ()
+        self.client = client
+        self.server = server
+        # Last serialized endpoints merged: an identical report needs no attribute merge.
+        self.client_bytes = b""
+        self.server_bytes = b""
+        # Serialization caches: head = fields 1-4 (endpoints, port, protocol), tail = field 8 (nodes),
+        # wire = the whole Edge. None means stale.
+        self.head: bytes | None = None
+        self.tail: bytes | None = None
+        self.wire: bytes | None = None
+        self.key_text: str | None = None
+        self.alive = True  # False once reset/expired, so stale fast-index entries are ignored
+
+
+def _merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
+    pod = new.pod or cur.pod
+    ip = new.ip or cur.ip
+    services = keys.bounded_union(cur.services, new.services, keys.MAX_SERVICES)
+    dns = keys.bounded_union(cur.dns_names, new.dns_names, keys.MAX_DNS_NAMES)
+    if pod == cur.pod and ip == cur.ip and services is cur.services and dns is cur.dns_names:
+        return cur
+    return EndpointAttrs(pod=pod, ip=ip, services=services, dns_names=dns)
+
+
+# --- protobuf wire encoding for the few fields that change on every merge --------------------------
+# ListEdges of 100k edges must take well under a second; building 100k Edge protos field by field
+# takes longer than that, so the response is assembled from cached serialized parts plus these fields.
+# Field numbers are those of edge.proto (first_seen = 5, last_seen = 6, count = 7); the output is the
+# canonical serialization, which tests check against protobuf's own.
+
+_SMALL_VARINTS: Final[tuple[bytes, ...]] = tuple(bytes([i]) for i in range(128))
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL_VARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _timestamp_field(tag: bytes, ns: int) -> bytes:
+    seconds, nanos = divmod(ns, NS_PER_S)
+    body = (b"\x08" + _varint(seconds) if seconds else b"") + (b"\x10" + _varint(nanos) if nanos else b"")
+    return tag + _varint(len(body)) + body
+
+
+_TAG_FIRST_SEEN: Final[bytes] = b"\x2a"  # field 5, length-delimited
+_TAG_LAST_SEEN: Final[bytes] = b"\x32"  # field 6, length-delimited
+_TAG_COUNT: Final[bytes] = b"\x38"  # field 7, varint
+_TAG_RESPONSE_EDGE: Final[bytes] = b"\x0a"  # ListEdgesResponse.edges, field 1
+
+
+def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
+    seconds, nanos = divmod(ns, NS_PER_S)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+# --- filters ---------------------------------------------------------------------------------------
+
+
+def _matches_name(identity: EndpointId, attrs: EndpointAttrs, pattern: str) -> bool:
+    """"name" or "name.namespace" for workloads and Services (a workload also answers to the Services
+    it was reached through); the node name or address for nodes; address or DNS name for the rest."""
+    kind = identity[0]
+    if kind == keys.WORKLOAD or kind == keys.SERVICE:
+        ns = identity[1]
+        name = keys.name_of(identity)
+        # Names may contain dots, namespaces may not: comparing against both forms avoids splitting.
+        if pattern == name or pattern == f"{name}.{ns}":
+            return True
+        return any(pattern == s_name or pattern == f"{s_name}.{s_ns}" for s_ns, s_name in attrs.services)
+    if kind == keys.NODE:
+        return pattern in (identity[1], identity[2]) and pattern != ""
+    return pattern == identity[1] or keys.normalize_dns_name(pattern) in attrs.dns_names
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledFilter:
+    namespaces: frozenset[str]
+    client: str
+    server: str
+
+    def matches(self, rec: _Record) -> bool:
+        client_id, server_id = rec.key[0], rec.key[1]
+        if self.namespaces and not (
+            keys.namespace_of(client_id) in self.namespaces or keys.namespace_of(server_id) in self.namespaces
+        ):
+            return False
+        if self.client and not _matches_name(client_id, rec.client, self.client):
+            return False
+        if self.server and not _matches_name(server_id, rec.server, self.server):
+            return False
+        return True
+
+
+def _compile(filters: Sequence[edge_pb2.EdgeFilter]) -> list[_CompiledFilter]:
+    return [
+        _CompiledFilter(namespaces=frozenset(f.namespaces), client=f.client.strip(), server=f.server.strip())
+        for f in filters
+    ]
+
+
+# --- the store -------------------------------------------------------------------------------------
+
+
+class EdgeStore:
+    """Thread-safe merged edge set. Use as a context manager or call close() to flush a sqlite file."""
+
+    def __init__(self, db_path: str | Path | None = None, *, flush_interval: float = 1.0) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[EdgeKey, _Record] = {}
+        self._fast: dict[tuple[bytes, bytes, int, int], _Record] = {}
+        self._order: list[_Record] | None = None  # records sorted by key; None when a key came or went
+        self._lost: dict[int, list[int]] = {}  # LostSource -> [count, first ns, last ns]
+        self._db: sqlite3.Connection | None = None
+        self._db_lock = threading.Lock()  # taken before _lock; serialises file writes
+        self._dirty: set[_Record] | None = None
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+        if db_path is not None:
+            self._open_db(Path(db_path), flush_interval)
+
+    # -- ingest --
+
+    def merge(self, edges: Iterable[edge_pb2.Edge], node: str) -> MergeResult:
+        """Merge one batch reported by `node`. Invalid edges are counted and skipped, never raised."""
+        if not node:
+            n = sum(1 for _ in edges)
+            return MergeResult(accepted=0, rejected=n, error="request has no node name" if n else "")
+        now = time.time_ns()
+        accepted = rejected = 0
+        error = ""
+        valid_protocols = keys.VALID_PROTOCOLS
+        with self._lock:
+            fast = self._fast
+            dirty = self._dirty
+            for e in edges:
+                port = e.port
+                protocol = e.protocol
+                fs = e.first_seen
+                ls = e.last_seen
+                first = fs.seconds * NS_PER_S + fs.nanos
+                last = ls.seconds * NS_PER_S + ls.nanos
+                # A sniffer that does not stamp times still reports a real observation: stamp it now.
+                if not first:
+                    first = last or now
+                if not last:
+                    last = first
+                if not 0 < port <= 65535 or protocol not in valid_protocols or last < first or first < 0:
+                    rejected += 1
+                    if not error:
+                        error = _reason(e)
+                    continue
+                client = e.client
+                server = e.server
+                cb = client.SerializeToString()
+                sb = server.SerializeToString()
+                rec = fast.get((cb, sb, port, protocol))
+                if rec is None or not rec.alive:
+                    try:
+                        rec = self._slow_path(e, cb, sb, first, last)
+                    except InvalidEdge as exc:
+                        rejected += 1
+                        if not error:
+                            error = str(exc)
+                        continue
+                else:
+                    # Same identity, but a different pod/address/name set than last time: merge them.
+                    if rec.client_bytes != cb:
+                        self._merge_side(rec, True, keys.endpoint_attrs(client), cb)
+                    if rec.server_bytes != sb:
+                        self._merge_side(rec, False, keys.endpoint_attrs(server), sb)
+                if first < rec.first:
+                    rec.first = first
+                if last > rec.last:
+                    rec.last = last
+                # count 0 would mean "seen but not counted"; an edge is only reported when seen.
+                rec.count += e.count or 1
+                if node not in rec.nodes:
+                    rec.nodes = keys.bounded_union(rec.nodes, (node,), MAX_REPORTING_NODES)
+                    rec.tail = None
+                rec.wire = None
+                if dirty is not None:
+                    dirty.add(rec)
+                accepted += 1
+        return MergeResult(accepted=accepted, rejected=rejected, error=error)
+
+    def _slow_path(self, e: edge_pb2.Edge, cb: bytes, sb: bytes, first: int, last: int) -> _Record:
+        """Fast-index miss: validate, resolve the identity key, merge attributes. Caller holds _lock."""
+        key = keys.edge_key(e)
+        client_attrs = keys.endpoint_attrs(e.client)
+        server_attrs = keys.endpoint_attrs(e.server)
+        rec = self._records.get(key)
+        if rec is None:
+            rec = _Record(key, client_attrs, server_attrs, first, last)
+            self._records[key] = rec
+            self._order = None
+            rec.client_bytes, rec.server_bytes = cb, sb
+        else:
+            self._merge_side(rec, True, client_attrs, cb)
+            self._merge_side(rec, False, server_attrs, sb)
+        if len(self._fast) >= max(_FAST_INDEX_MIN, _FAST_INDEX_SLACK * len(self._records)):
+            self._fast.clear()
+        self._fast[(cb, sb, e.port, e.protocol)] = rec
+        return rec
+
+    @staticmethod
+    def _merge_side(rec: _Record, client_side: bool, attrs: EndpointAttrs, raw: bytes) -> None:
+        if client_side:
+            merged = _merge_attrs(rec.client, attrs)
+            if merged is not rec.client:
+                rec.client = merged
+                rec.head = None
+            rec.client_bytes = raw
+        else:
+            merged = _merge_attrs(rec.server, attrs)
+            if merged is not rec.server:
+                rec.server = merged
+                rec.head = None
+            rec.server_bytes = raw
+
+    def record_lost(self, lost: Iterable[edge_pb2.LostEvents], node: str) -> None:
+        """Add a sniffer's lost-observation report to the totals ListEdges returns."""
+        now = time.time_ns()
+        with self._lock:
+            for ev in lost:
+                if not ev.count:
+                    continue
+                first = ev.first.seconds * NS_PER_S + ev.first.nanos or now
+                last = ev.last.seconds * NS_PER_S + ev.last.nanos or first
+                total = self._lost.get(ev.source)
+                if total is None:
+                    self._lost[ev.source] = [ev.count, first, last]
+                else:
+                    total[0] += ev.count
+                    total[1] = min(total[1], first)
+                    total[2] = max(total[2], last)
+                log.warning(
+                    "node %s lost %d observations (%s)", node, ev.count, _lost_source_name(ev.source)
+                )
+
+    def lost_totals(self) -> list[edge_pb2.LostEvents]:
+        """Lost observations reported since this store was created, one entry per source."""
+        with self._lock:
+            return [
+                edge_pb2.LostEvents(source=source, count=c, first=_timestamp(f), last=_timestamp(la))  # type: ignore[arg-type]
+                for source, (c, f, la) in sorted(self._lost.items())
+            ]
+
+    # -- queries --
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def list(self, filters: Sequence[edge_pb2.EdgeFilter] = ()) -> list[edge_pb2.Edge]:
+        """Matching edges sorted by (client, server, port, protocol). Filters: fields in one filter AND,
+        the filters OR, no filters means all (edge.proto EdgeFilter)."""
+        return list(mapper_pb2.ListEdgesResponse.FromString(self.list_response_bytes(filters)).edges)
+
+    def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = ()) -> bytes:
+        """A serialized ListEdgesResponse for `filters`, with the lost totals: the server sends it as is."""
+        compiled = _compile(filters)
+        parts: list[bytes] = []
+        with self._lock:
+            for rec in self._sorted_records():
+                if compiled and not any(f.matches(rec) for f in compiled):
+                    continue
+                wire = rec.wire
+                if wire is None:
+                    wire = rec.wire = self._edge_bytes(rec)
+                parts.append(_TAG_RESPONSE_EDGE + _varint(len(wire)) + wire)
+        lost = mapper_pb2.ListEdgesResponse(lost=self.lost_totals()).SerializeToString()
+        return b"".join(parts) + lost
+
+    def _sorted_records(self) -> list[_Record]:
+        if self._order is None:
+            self._order = sorted(self._records.values(), key=lambda r: r.key)
+        return self._order
+
+    @staticmethod
+    def _edge_bytes(rec: _Record) -> bytes:
+        head = rec.head
+        if head is None:
+            client_id, server_id, port, protocol = rec.key
+            head = rec.head = edge_pb2.Edge(
+                client=keys.endpoint_message(client_id, rec.client),
+                server=keys.endpoint_message(server_id, rec.server),
+                port=port,
+                protocol=protocol,  # type: ignore[arg-type]
+            ).SerializeToString()
+        tail = rec.tail
+        if tail is None:
+            tail = rec.tail = edge_pb2.Edge(reporting_nodes=rec.nodes).SerializeToString()
+        return (
+            head
+            + _timestamp_field(_TAG_FIRST_SEEN, rec.first)
+            + _timestamp_field(_TAG_LAST_SEEN, rec.last)
+            + _TAG_COUNT
+            + _varint(rec.count)
+            + tail
+        )
+
+    # -- forgetting --
+
+    def reset(self) -> int:
+        """Forget every edge (and its file rows); returns how many were forgotten. Lost totals stay:
+        they describe the mapper's run, not the edge set."""
+        with self._db_lock:
+            with self._lock:
+                removed = len(self._records)
+                for rec in self._records.values():
+                    rec.alive = False
+                self._records.clear()
+                self._fast.clear()
+                self._order = None
+                if self._dirty is not None:
+                    self._dirty.clear()
+            if self._db is not None:
+                with self._db:
+                    self._db.execute("DELETE FROM edges")
+        log.info("reset: forgot %d edges", removed)
+        return removed
+
+    def expire(self, older_than: float) -> int:
+        """Forget edges last seen before `older_than` (seconds since the epoch); returns how many."""
+        threshold = int(older_than * NS_PER_S)
+        with self._db_lock:
+            with self._lock:
+                stale = [rec for rec in self._records.values() if rec.last < threshold]
+                for rec in stale:
+                    rec.alive = False
+                    del self._records[rec.key]
+                    if self._dirty is not None:
+                        self._dirty.discard(rec)
+                if stale:
+                    self._order = None
+                texts = [(self._key_text(rec),) for rec in stale] if self._db is not None else []
+            if self._db is not None and texts:
+                with self._db:
+                    self._db.executemany("DELETE FROM edges WHERE key = ?", texts)
+        if stale:
+            log.info("expired %d edges last seen before %.3f", len(stale), older_than)
+        return len(stale)
+
+    # -- durability --
+
+    def _open_db(self, path: Path, flush_interval: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, used by whichever thread holds _db_lock.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._dirty = set()
+        loaded, skipped = self._load()
+        log.info("store %s: loaded %d edges (%d unreadable rows skipped)", path, loaded, skipped)
+        self._flusher = threading.Thread(
+            target=self._flush_loop, args=(flush_interval,), name="edge-store-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _load(self) -> tuple[int, int]:
+        assert self._db is not None
+        loaded = skipped = 0
+        for key_text, blob, extra in self._db.execute("SELECT key, edge, extra FROM edges"):
+            try:
+                edge = edge_pb2.Edge.FromString(blob)
+                key = keys.edge_key(edge)
+                services = json.loads(extra)
+                client = keys.endpoint_attrs(edge.client)
+                server = keys.endpoint_attrs(edge.server)
+                client = EndpointAttrs(client.pod, client.ip, _services(services.get("client")), client.dns_names)
+                server = EndpointAttrs(server.pod, server.ip, _services(services.get("server")), server.dns_names)
+            except (InvalidEdge, ValueError, TypeError, AttributeError) as exc:
+                log.warning("skipping unreadable stored edge %s: %s", key_text, exc)
+                skipped += 1
+                continue
+            rec = _Record(
+                key,
+                client,
+                server,
+                edge.first_seen.seconds * NS_PER_S + edge.first_seen.nanos,
+                edge.last_seen.seconds * NS_PER_S + edge.last_seen.nanos,
+            )
+            rec.count = edge.count
+            rec.nodes = tuple(sorted(edge.reporting_nodes))
+            rec.key_text = key_text
+            self._records[key] = rec
+            loaded += 1
+        self._order = None
+        return loaded, skipped
+
+    @staticmethod
+    def _key_text(rec: _Record) -> str:
+        if rec.key_text is None:
+            rec.key_text = json.dumps(rec.key, separators=(",", ":"))
+        return rec.key_text
+
+    def flush(self) -> int:
+        """Write changed records to the file now; returns how many rows were written."""
+        if self._db is None:
+            return 0
+        with self._db_lock:
+            with self._lock:
+                assert self._dirty is not None
+                dirty, self._dirty = self._dirty, set()
+                rows = []
+                for rec in dirty:
+                    wire = rec.wire
+                    if wire is None:
+                        wire = rec.wire = self._edge_bytes(rec)
+                    extra = json.dumps({"client": rec.client.services, "server": rec.server.services})
+                    rows.append((self._key_text(rec), wire, extra))
+            if not rows:
+                return 0
+            try:
+                with self._db:
+                    self._db.executemany("INSERT OR REPLACE INTO edges (key, edge, extra) VALUES (?, ?, ?)", rows)
+            except sqlite3.Error:
+                # Keep them dirty so the next flush retries; a full disk must not lose the edges in memory.
+                with self._lock:
+                    assert self._dirty is not None
+                    self._dirty.update(rec for rec in dirty if rec.alive)
+                raise
+        return len(rows)
+
+    def _flush_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.flush()
+            except sqlite3.Error:
+                log.exception("writing edges to the store file failed; will retry")
+
+    def close(self) -> None:
+        """Stop the flusher, write what is pending and close the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        if self._db is not None:
+            try:
+                self.flush()
+            finally:
+                with self._db_lock:
+                    self._db.close()
+                    self._db = None
+
+    def __enter__(self) -> EdgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _services(raw: object) -> tuple[keys.ServiceName, ...]:
+    if not raw:
+        return ()
+    if not isinstance(raw, list):
+        raise TypeError("services must be a list")
+    return tuple(sorted((str(ns), str(name)) for ns, name in raw))
+
+
+def _lost_source_name(source: int) -> str:
+    try:
+        return edge_pb2.LostSource.Name(source)
+    except ValueError:
+        return f"source {source}"
+
+
+def _reason(e: edge_pb2.Edge) -> str:
+    """The reason a cheap pre-check rejected an edge (the slow path reports its own)."""
+    try:
+        keys.check_port_protocol(e.port, e.protocol)
+    except InvalidEdge as exc:
+        return str(exc)
+    return "invalid timestamps: last_seen before first_seen or before 1970"
