@@ -11,7 +11,7 @@ KSRC=/usr/src/netmapper-kernel-src
 PY=${PYTHON:-python3}
 
 need_pkgs=()
-for p in bpfcc-tools python3-bpfcc libbpfcc bpftool linux-headers-amd64 iproute2 jq rsync graphviz; do
+for p in bpfcc-tools python3-bpfcc libbpfcc bpftool linux-headers-amd64 iproute2 jq rsync; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -20,18 +20,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}"
 fi
 
-# bcc needs one kernel source tree: the -common tree overlaid with the -amd64 tree (ENVIRONMENT.md).
-# Struct layouts there may not match the running kernel; offsets we read come from BTF instead.
-if [ ! -f "$KSRC/include/linux/kconfig.h" ] || [ ! -f "$KSRC/.config" ]; then
-  common=$(ls -d /usr/src/linux-headers-*-common | sort -V | tail -n1)
-  arch=$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -n1)
-  [ -n "$common" ] && [ -n "$arch" ] || die "kernel headers not found under /usr/src"
-  echo "setup: preparing bcc kernel source at $KSRC from $common + $arch"
-  rm -rf "$KSRC.tmp"; mkdir -p "$KSRC.tmp"
-  cp -a "$common/." "$KSRC.tmp/"
-  cp -a "$arch/." "$KSRC.tmp/"
-  rm -rf "$KSRC"; mv "$KSRC.tmp" "$KSRC"
-fi
+bash scripts/prepare-kernel-src.sh "$KSRC"
 
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing \
   || die "cannot mount tracefs at /sys/kernel/tracing"
@@ -43,7 +32,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # bcc is Debian's pure-Python module over libbcc.so.0; there is no usable pip route.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "/usr/lib/python3/dist-packages/bcc/.." > /dev/null
 ln -sfn /usr/lib/python3/dist-packages/bcc "$site/bcc"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 

@@ -9,6 +9,7 @@ all, so tests can exercise Forbidden paths against a real authorizer.
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -143,12 +144,19 @@ class ApiServerCluster:
             if proc is not None:
                 proc.stop()
 
-    def restart_apiserver(self) -> None:
-        """Stop and start kube-apiserver on the same port and etcd: its watch cache starts over,
-        so clients resuming a watch from an older resourceVersion get 410 Gone (a real relist)."""
+    def stop_apiserver(self) -> None:
         if self._api is not None:
             self._api.stop()
+
+    def start_apiserver(self) -> None:
+        """(Re)start kube-apiserver on the same port and etcd. Its watch cache starts over at etcd's
+        current revision, so a client resuming a watch from an older resourceVersion gets 410 Gone
+        and must relist: the real path, no test hook."""
         self._start_apiserver()
+
+    def restart_apiserver(self) -> None:
+        self.stop_apiserver()
+        self.start_apiserver()
 
     # ---- pieces ------------------------------------------------------------------------------
 
@@ -254,14 +262,23 @@ class ApiServerCluster:
     def api_client(self, token: str = ADMIN_TOKEN) -> client.ApiClient:
         return client.ApiClient(self.configuration(token))
 
+    def _etcd_post(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        req = urllib.request.Request(f"{self.etcd_url}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            result: dict[str, object] = json.load(resp)
+            return result
+
+    def etcd_delete(self, key: str) -> int:
+        """Delete one key straight from etcd (behind the API server's back, e.g. while it is down);
+        returns how many keys went. Pods live at /registry/pods/<namespace>/<name>."""
+        b64 = base64.b64encode(key.encode()).decode()
+        return int(str(self._etcd_post("/v3/kv/deleterange", {"key": b64}).get("deleted", 0)))
+
     def etcd_compact(self) -> int:
         """Compact etcd at its current revision (through etcd's JSON gateway); returns the revision."""
-        def post(path: str, body: dict[str, object]) -> dict[str, object]:
-            req = urllib.request.Request(f"{self.etcd_url}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                return json.load(resp)
-        # key "\0" base64 = "AA==": any range read returns the header with the current revision.
-        rev = int(post("/v3/kv/range", {"key": "AA==", "limit": 1})["header"]["revision"])  # type: ignore[index]
-        post("/v3/kv/compaction", {"revision": rev, "physical": True})
+        # key "\0" (base64 "AA=="): any range read returns the header with the current revision.
+        header = self._etcd_post("/v3/kv/range", {"key": "AA==", "limit": 1})["header"]
+        rev = int(header["revision"])  # type: ignore[index]
+        self._etcd_post("/v3/kv/compaction", {"revision": rev, "physical": True})
         return rev

@@ -1,0 +1,53 @@
+"""The deploy manifests render with kustomize and ask for no more rights than netmapper uses."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def render(overlay: str) -> list[dict]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed (needed for `kubectl kustomize`)")
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / overlay)], check=True,
+                         capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def by_kind(docs: list[dict], kind: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot"])
+def test_manifests_render(overlay: str) -> None:
+    kinds = sorted(d["kind"] for d in render(overlay))
+    assert {"DaemonSet", "Deployment", "Service", "ClusterRole", "ServiceAccount"} <= set(kinds)
+
+
+def test_sniffer_role_is_read_only() -> None:
+    role = by_kind(render("base"), "ClusterRole")
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"get", "list", "watch"}
+    assert not any("*" in rule["resources"] or "secrets" in rule["resources"] for rule in role["rules"])
+
+
+def test_sniffer_is_not_privileged_and_adds_only_bpf_capabilities() -> None:
+    ds = by_kind(render("base"), "DaemonSet")
+    spec = ds["spec"]["template"]["spec"]
+    ctx = spec["containers"][0]["securityContext"]
+    assert not ctx.get("privileged") and not spec.get("hostNetwork") and not spec.get("hostPID")
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+    assert set(ctx["capabilities"]["add"]) <= {"BPF", "PERFMON", "NET_ADMIN", "SYS_ADMIN"}
+
+
+def test_mapper_runs_unprivileged_without_api_token() -> None:
+    spec = by_kind(render("base"), "Deployment")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
