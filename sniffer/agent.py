@@ -70,7 +70,16 @@ class Agent:
                 self.stats.errors += 1
                 log.exception("drain cycle failed")
             stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def finish(self, timeout: float = 5.0) -> bool:
+        """On shutdown: drain once more, resolve what is held, and wait until the mapper has it all."""
+        deadline = time.monotonic() + timeout
         self.cycle(time.time(), final=True)
+        while len(self.accumulator) or self._lost:
+            if not self.reporter.flush(max(0.0, deadline - time.monotonic())):
+                return False
+            self.cycle(time.time(), final=True)
+        return self.reporter.flush(max(0.0, deadline - time.monotonic()))
 
     def cycle(self, now: float, *, final: bool = False) -> None:
         self.stats.cycles += 1

@@ -27,8 +27,8 @@ DEFAULT_CLUSTER_CIDRS: tuple[str, ...] = (
 
 # (client endpoint, server ip, time) -> names the client resolved to that ip
 DnsNames = Callable[[Endpoint, str, float], tuple[str, ...]]
-# cgroup id -> pod uid, for connects made from pods that share the node's address
-CgroupPods = Callable[[int], str | None]
+# (cgroup id, pid) -> pod uid, for connects made from pods that share the node's address
+CgroupPods = Callable[[int, int], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +56,15 @@ class Resolver:
 
     def resolve(self, obs: ConnectObservation) -> ResolvedConnect:
         at = obs.last_seen
-        client = self.client(str(obs.saddr), obs.cgroup_id, at)
+        client = self.client(str(obs.saddr), obs.cgroup_id, at, pid=obs.pid)
         server = self.server(str(obs.daddr), at, client)
         return ResolvedConnect(client=client, server=server, port=obs.dport, count=obs.count,
                                first_seen=obs.first_seen, last_seen=obs.last_seen)
 
-    def client(self, ip: str, cgroup_id: int, at: float) -> Endpoint:
+    def client(self, ip: str, cgroup_id: int, at: float, *, pid: int = 0) -> Endpoint:
         pod = self.index.pod_at(ip, at)
         if pod is None and self.cgroup_pods is not None:
-            uid = self.cgroup_pods(cgroup_id)
+            uid = self.cgroup_pods(cgroup_id, pid)
             pod = self.index.pod_by_uid(uid) if uid else None
         if pod is not None:
             return _pod_endpoint(pod, ip)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sniffer.agent import Agent
+from sniffer.cgroups import CgroupPodMap
 from sniffer.cluster import ClusterIndex
 from sniffer.feed import IdentityFeed
 from sniffer.reporter import Reporter
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     feed.start(index)
     if not feed.wait_synced(timeout=60):
         log.warning("identity feed not synced after 60 s; resolving with what it has")
-    resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS)
+    resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS,
+                        cgroup_pods=CgroupPodMap().pod_uid)
     reporter = Reporter(args.mapper, args.node)
     reporter.start()
     try:
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 args.ready_file.touch()
             log.info("sniffer on node %s capturing; reporting to %s every %.1fs", args.node, args.mapper, args.interval)
             agent.run(stop)
-            reporter.flush(timeout=5.0)
+            if not agent.finish(timeout=5.0):
+                log.warning("mapper did not acknowledge the last batch before shutdown")
     finally:
         reporter.stop()
         feed.stop()

@@ -115,7 +115,7 @@ def test_host_network_pod_never_claims_the_node_ip() -> None:
 def test_cgroup_attributes_a_client_without_its_own_ip() -> None:
     index = ClusterIndex()
     index.apply("ADDED", pod("agent-x", "10.0.0.1", owner=("DaemonSet", "agent"), host_network=True, uid="u-1"), at=0)
-    r = Resolver(index, cgroup_pods={4242: "u-1"}.get)
+    r = Resolver(index, cgroup_pods=lambda cgroup_id, pid: {4242: "u-1"}.get(cgroup_id))
     assert r.client("10.0.0.1", 4242, 1).workload == Workload("ns", "DaemonSet", "agent")
     assert r.client("10.0.0.1", 7, 1).kind is EndpointKind.UNRESOLVED
 
