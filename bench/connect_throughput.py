@@ -47,6 +47,7 @@ C_SOURCE = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,7 +96,11 @@ static int loop(int port, double seconds, int naddrs) {
         if ((attempts & 15) == 0) t = now();
     }
     t = now();
-    printf("{\"attempts\": %ld, \"ok\": %ld, \"failed\": %ld, \"seconds\": %.6f}\n", attempts, ok, failed, t - start);
+    struct rusage ru;  /* the probe runs inside connect(): its cost lands in this process's sys time */
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    printf("{\"attempts\": %ld, \"ok\": %ld, \"failed\": %ld, \"seconds\": %.6f, \"cpu_seconds\": %.6f}\n",
+           attempts, ok, failed, t - start, cpu);
     return 0;
 }
 
@@ -114,10 +119,15 @@ class LoopResult:
     ok: int
     failed: int
     seconds: float
+    cpu_seconds: float  # user+sys of the connect loop
 
     @property
     def rate(self) -> float:
         return self.attempts / self.seconds
+
+    @property
+    def cpu_us_per_connect(self) -> float:
+        return self.cpu_seconds / self.attempts * 1e6
 
 
 @dataclass
@@ -129,8 +139,16 @@ class Results:
     with_probe: list[float] = field(default_factory=list)
     median_without: float = 0.0
     median_with: float = 0.0
-    ratio: float = 0.0  # with / without
+    ratio: float = 0.0  # median with / median without
     overhead: float = 0.0  # 1 - ratio
+    # Same round's B/A: pairs share the machine's momentary load, so this is steadier on a busy host.
+    paired_ratio_median: float = 0.0
+    # CPU cost of one connect in the connecting process (where the probe runs); insensitive to
+    # other load on the machine.
+    cpu_us_without: list[float] = field(default_factory=list)
+    cpu_us_with: list[float] = field(default_factory=list)
+    cpu_us_median_without: float = 0.0
+    cpu_us_median_with: float = 0.0
     loss_edges_expected: int = 0
     loss_edges_seen: int = 0
     loss_attempts: int = 0
@@ -186,7 +204,7 @@ def run_with_drains(probe: ConnectProbe, interval: float, work: Callable[[], Loo
     """Run `work` in a thread while draining the probe every `interval` (as the sniffer would)."""
     result: list[LoopResult] = []
     worker = threading.Thread(target=lambda: result.append(work()))
-    run = DrainedRun(loop=LoopResult(0, 0, 0, 1.0), observations=[], losses=[], drains=[])
+    run = DrainedRun(loop=LoopResult(0, 0, 0, 1.0, 0.0), observations=[], losses=[], drains=[])
 
     def drain() -> None:
         obs, loss = probe.drain()
@@ -235,20 +253,34 @@ def main() -> int:
             subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
             server = bench.serve()
             bench.connect_loop(0.5, 1)  # warm up caches and the listener
-            for rnd in range(args.rounds):
-                for with_probe in ((False, True) if rnd % 2 == 0 else (True, False)):
-                    if with_probe:
-                        with ConnectProbe() as probe:
+            # Loaded once; the A/B switch is attach/detach of the tracepoint, so no compile or map
+            # setup lands next to a measurement.
+            with ConnectProbe() as probe:
+                probe.detach()
+                for rnd in range(args.rounds):
+                    for with_probe in ((False, True) if rnd % 2 == 0 else (True, False)):
+                        if with_probe:
+                            probe.attach()
                             loop = run_with_drains(probe, args.interval, lambda: bench.connect_loop(args.seconds, 1)).loop
-                        res.with_probe.append(loop.rate)
-                    else:
-                        loop = bench.connect_loop(args.seconds, 1)
-                        res.without_probe.append(loop.rate)
-                    print(f"round {rnd + 1}: {'probe   ' if with_probe else 'no probe'} {loop.rate:10.0f} connects/s", file=sys.stderr)
+                            probe.detach()
+                            res.with_probe.append(loop.rate)
+                            res.cpu_us_with.append(loop.cpu_us_per_connect)
+                        else:
+                            loop = bench.connect_loop(args.seconds, 1)
+                            res.without_probe.append(loop.rate)
+                            res.cpu_us_without.append(loop.cpu_us_per_connect)
+                        print(
+                            f"round {rnd + 1}: {'probe   ' if with_probe else 'no probe'} {loop.rate:10.0f} connects/s "
+                            f"{loop.cpu_us_per_connect:6.2f} CPU us/connect",
+                            file=sys.stderr,
+                        )
             res.median_without = statistics.median(res.without_probe)
             res.median_with = statistics.median(res.with_probe)
             res.ratio = res.median_with / res.median_without
             res.overhead = 1 - res.ratio
+            res.paired_ratio_median = statistics.median(w / wo for w, wo in zip(res.with_probe, res.without_probe))
+            res.cpu_us_median_without = statistics.median(res.cpu_us_without)
+            res.cpu_us_median_with = statistics.median(res.cpu_us_with)
 
             with ConnectProbe() as probe:
                 run = run_with_drains(probe, args.interval, lambda: bench.connect_loop(args.loss_seconds, args.edges))
@@ -275,6 +307,10 @@ def main() -> int:
     print(f"{'no probe (median)':28}{res.median_without:14.0f}")
     print(f"{'probe attached (median)':28}{res.median_with:14.0f}")
     print(f"{'ratio with/without':28}{res.ratio:14.3f}   overhead {res.overhead:+.1%} (target <= {args.max_overhead:.0%})")
+    print(f"{'paired ratio (median)':28}{res.paired_ratio_median:14.3f}")
+    print(f"{'CPU us/connect no probe':28}{res.cpu_us_median_without:14.2f}")
+    print(f"{'CPU us/connect probe':28}{res.cpu_us_median_with:14.2f}   "
+          f"+{res.cpu_us_median_with - res.cpu_us_median_without:.2f} us ({res.cpu_us_median_with / res.cpu_us_median_without - 1:+.1%})")
     print(f"{'rounds':28}{res.rounds:14d}   x {res.seconds_per_round:g}s each side, drain every {res.interval:g}s")
     print()
     print(f"{'loss check':28}{'value':>14}")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from mapper import keys
 from mapper.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
@@ -48,9 +49,9 @@ _FAST_INDEX_MIN: Final[int] = 100_000
 
 _SCHEMA: Final[str] = """
 CREATE TABLE IF NOT EXISTS edges (
-    key   TEXT PRIMARY KEY,  -- json of keys.EdgeKey, only used to upsert/delete one record
-    edge  BLOB NOT NULL,     -- serialized netmapper.v1.Edge (identity, attributes, times, count, nodes)
-    extra TEXT NOT NULL      -- json of what the Edge proto cannot hold: all Services of both sides
+    id    INTEGER PRIMARY KEY,  -- the record's row, assigned by the store (a rowid: cheap upserts)
+    edge  BLOB NOT NULL,        -- serialized netmapper.v1.Edge (identity, attributes, times, count, nodes)
+    extra TEXT                  -- json of what the Edge proto cannot hold (more than one Service), or NULL
 )
 """
 
@@ -70,11 +71,12 @@ class _Record:
 
     __slots__ = (
         "key", "first", "last", "count", "nodes", "client", "server",
-        "client_bytes", "server_bytes", "head", "tail", "wire", "key_text", "alive",
+        "client_bytes", "server_bytes", "head", "tail", "wire", "row_id", "alive", "sort_key",
     )
 
     def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
         self.key = key
+        self.sort_key = keys.sort_key(key)
         self.first = first  # ns since the epoch
         self.last = last
         self.count = 0
@@ -89,7 +91,7 @@ class _Record:
         self.head: bytes | None = None
         self.tail: bytes | None = None
         self.wire: bytes | None = None
-        self.key_text: str | None = None
+        self.row_id = 0  # sqlite row, 0 without a file
         self.alive = True  # False once reset/expired, so stale fast-index entries are ignored
 
 
@@ -122,6 +124,8 @@ def _varint(n: int) -> bytes:
         return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
     if n < 0x10000000:
         return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80, n >> 21))
+    if n < 0x800000000:
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80, n >> 21 & 0x7F | 0x80, n >> 28))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -140,6 +144,10 @@ _TAG_FIRST_SEEN: Final[bytes] = b"\x2a"  # field 5, length-delimited
 _TAG_LAST_SEEN: Final[bytes] = b"\x32"  # field 6, length-delimited
 _TAG_COUNT: Final[bytes] = b"\x38"  # field 7, varint
 _TAG_RESPONSE_EDGE: Final[bytes] = b"\x0a"  # ListEdgesResponse.edges, field 1
+_TAG_CLIENT: Final[bytes] = b"\x0a"  # Edge.client, field 1
+_TAG_SERVER: Final[bytes] = b"\x12"  # Edge.server, field 2
+_TAG_PORT: Final[bytes] = b"\x18"  # Edge.port, field 3, varint
+_TAG_PROTOCOL: Final[bytes] = b"\x20"  # Edge.protocol, field 4, varint
 
 
 def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
@@ -202,7 +210,14 @@ class EdgeStore:
         self._lock = threading.Lock()
         self._records: dict[EdgeKey, _Record] = {}
         self._fast: dict[tuple[bytes, bytes, int, int], _Record] = {}
-        self._order: list[_Record] | None = None  # records sorted by key; None when a key came or went
+        # Records sorted by key, plus those added since the last sort: sorting the new ones and appending
+        # them makes the next sort a linear merge of two runs instead of a full sort.
+        self._order: list[_Record] = []
+        self._unsorted: list[_Record] = []
+        # Serialized Endpoint per (identity, attributes): many edges share a client, so ListEdges after a
+        # large ingest serializes each distinct endpoint once. Only a cache; cleared when it grows.
+        self._endpoint_wire: dict[tuple[EndpointId, EndpointAttrs], bytes] = {}
+        self._next_row = 1
         self._lost: dict[int, list[int]] = {}  # LostSource -> [count, first ns, last ns]
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()  # taken before _lock; serialises file writes
@@ -287,8 +302,14 @@ class EdgeStore:
         if rec is None:
             rec = _Record(key, client_attrs, server_attrs, first, last)
             self._records[key] = rec
-            self._order = None
+            self._unsorted.append(rec)
+            if self._dirty is not None:
+                rec.row_id = self._next_row
+                self._next_row += 1
             rec.client_bytes, rec.server_bytes = cb, sb
+            # Serialize the endpoints now rather than at the first ListEdges: a new edge is rare in
+            # steady state, while a ListEdges right after a large ingest (or restart) is user-facing.
+            self._edge_head(rec)
         else:
             self._merge_side(rec, True, client_attrs, cb)
             self._merge_side(rec, False, server_attrs, sb)
@@ -367,31 +388,49 @@ class EdgeStore:
         return b"".join(parts) + lost
 
     def _sorted_records(self) -> list[_Record]:
-        if self._order is None:
-            self._order = sorted(self._records.values(), key=lambda r: r.key)
+        if self._unsorted:
+            self._unsorted.sort(key=_record_key)
+            self._order.extend(self._unsorted)
+            self._order.sort(key=_record_key)
+            self._unsorted.clear()
         return self._order
 
-    @staticmethod
-    def _edge_bytes(rec: _Record) -> bytes:
+    def _endpoint_bytes(self, identity: EndpointId, attrs: EndpointAttrs) -> bytes:
+        cache_key = (identity, attrs)
+        wire = self._endpoint_wire.get(cache_key)
+        if wire is None:
+            if len(self._endpoint_wire) > 2 * len(self._records) + 10_000:
+                self._endpoint_wire.clear()
+            wire = self._endpoint_wire[cache_key] = keys.endpoint_message(identity, attrs).SerializeToString()
+        return wire
+
+    def _edge_head(self, rec: _Record) -> bytes:
+        """Fields 1-4 of the serialized Edge (endpoints, port, protocol), cached until attributes change."""
         head = rec.head
         if head is None:
             client_id, server_id, port, protocol = rec.key
-            head = rec.head = edge_pb2.Edge(
-                client=keys.endpoint_message(client_id, rec.client),
-                server=keys.endpoint_message(server_id, rec.server),
-                port=port,
-                protocol=protocol,  # type: ignore[arg-type]
-            ).SerializeToString()
+            cw = self._endpoint_bytes(client_id, rec.client)
+            sw = self._endpoint_bytes(server_id, rec.server)
+            head = rec.head = b"%b%b%b%b%b%b%b%b%b%b" % (
+                _TAG_CLIENT, _varint(len(cw)), cw, _TAG_SERVER, _varint(len(sw)), sw,
+                _TAG_PORT, _varint(port), _TAG_PROTOCOL, _varint(protocol),
+            )
+        return head
+
+    def _edge_bytes(self, rec: _Record) -> bytes:
+        head = rec.head
+        if head is None:
+            head = self._edge_head(rec)
         tail = rec.tail
         if tail is None:
             tail = rec.tail = edge_pb2.Edge(reporting_nodes=rec.nodes).SerializeToString()
-        return (
-            head
-            + _timestamp_field(_TAG_FIRST_SEEN, rec.first)
-            + _timestamp_field(_TAG_LAST_SEEN, rec.last)
-            + _TAG_COUNT
-            + _varint(rec.count)
-            + tail
+        return b"%b%b%b%b%b%b" % (
+            head,
+            _timestamp_field(_TAG_FIRST_SEEN, rec.first),
+            _timestamp_field(_TAG_LAST_SEEN, rec.last),
+            _TAG_COUNT,
+            _varint(rec.count),
+            tail,
         )
 
     # -- forgetting --
@@ -406,7 +445,9 @@ class EdgeStore:
                     rec.alive = False
                 self._records.clear()
                 self._fast.clear()
-                self._order = None
+                self._order = []
+                self._unsorted = []
+                self._endpoint_wire.clear()
                 if self._dirty is not None:
                     self._dirty.clear()
             if self._db is not None:
@@ -427,11 +468,12 @@ class EdgeStore:
                     if self._dirty is not None:
                         self._dirty.discard(rec)
                 if stale:
-                    self._order = None
-                texts = [(self._key_text(rec),) for rec in stale] if self._db is not None else []
-            if self._db is not None and texts:
+                    self._order = [rec for rec in self._order if rec.alive]
+                    self._unsorted = [rec for rec in self._unsorted if rec.alive]
+                rows = [(rec.row_id,) for rec in stale if rec.row_id]
+            if self._db is not None and rows:
                 with self._db:
-                    self._db.executemany("DELETE FROM edges WHERE key = ?", texts)
+                    self._db.executemany("DELETE FROM edges WHERE id = ?", rows)
         if stale:
             log.info("expired %d edges last seen before %.3f", len(stale), older_than)
         return len(stale)
@@ -456,17 +498,19 @@ class EdgeStore:
     def _load(self) -> tuple[int, int]:
         assert self._db is not None
         loaded = skipped = 0
-        for key_text, blob, extra in self._db.execute("SELECT key, edge, extra FROM edges"):
+        for row_id, blob, extra in self._db.execute("SELECT id, edge, extra FROM edges"):
+            self._next_row = max(self._next_row, row_id + 1)
             try:
                 edge = edge_pb2.Edge.FromString(blob)
                 key = keys.edge_key(edge)
-                services = json.loads(extra)
+                services = json.loads(extra) if extra else {}
                 client = keys.endpoint_attrs(edge.client)
                 server = keys.endpoint_attrs(edge.server)
-                client = EndpointAttrs(client.pod, client.ip, _services(services.get("client")), client.dns_names)
-                server = EndpointAttrs(server.pod, server.ip, _services(services.get("server")), server.dns_names)
-            except (InvalidEdge, ValueError, TypeError, AttributeError) as exc:
-                log.warning("skipping unreadable stored edge %s: %s", key_text, exc)
+                if services:
+                    client = EndpointAttrs(client.pod, client.ip, _services(services["client"]), client.dns_names)
+                    server = EndpointAttrs(server.pod, server.ip, _services(services["server"]), server.dns_names)
+            except (InvalidEdge, DecodeError, ValueError, TypeError, KeyError) as exc:
+                log.warning("skipping unreadable stored edge row %d: %s", row_id, exc)
                 skipped += 1
                 continue
             rec = _Record(
@@ -478,17 +522,17 @@ class EdgeStore:
             )
             rec.count = edge.count
             rec.nodes = tuple(sorted(edge.reporting_nodes))
-            rec.key_text = key_text
+            rec.row_id = row_id
+            if key in self._records:
+                # Cannot happen with files this store wrote (keys are unique); keep the first if it does.
+                log.warning("duplicate stored edge row %d ignored", row_id)
+                skipped += 1
+                continue
             self._records[key] = rec
+            self._unsorted.append(rec)
+            rec.wire = blob  # the stored bytes are exactly what ListEdges would build
             loaded += 1
-        self._order = None
         return loaded, skipped
-
-    @staticmethod
-    def _key_text(rec: _Record) -> str:
-        if rec.key_text is None:
-            rec.key_text = json.dumps(rec.key, separators=(",", ":"))
-        return rec.key_text
 
     def flush(self) -> int:
         """Write changed records to the file now; returns how many rows were written."""
@@ -503,13 +547,16 @@ class EdgeStore:
                     wire = rec.wire
                     if wire is None:
                         wire = rec.wire = self._edge_bytes(rec)
-                    extra = json.dumps({"client": rec.client.services, "server": rec.server.services})
-                    rows.append((self._key_text(rec), wire, extra))
+                    # The Edge holds one Service per side; only the rare extra ones need json.
+                    extra = None
+                    if len(rec.client.services) > 1 or len(rec.server.services) > 1:
+                        extra = json.dumps({"client": rec.client.services, "server": rec.server.services})
+                    rows.append((rec.row_id, wire, extra))
             if not rows:
                 return 0
             try:
                 with self._db:
-                    self._db.executemany("INSERT OR REPLACE INTO edges (key, edge, extra) VALUES (?, ?, ?)", rows)
+                    self._db.executemany("INSERT OR REPLACE INTO edges (id, edge, extra) VALUES (?, ?, ?)", rows)
             except sqlite3.Error:
                 # Keep them dirty so the next flush retries; a full disk must not lose the edges in memory.
                 with self._lock:
@@ -546,6 +593,10 @@ class EdgeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _record_key(rec: _Record) -> str:
+    return rec.sort_key
 
 
 def _services(raw: object) -> tuple[keys.ServiceName, ...]:

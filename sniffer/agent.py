@@ -56,7 +56,8 @@ class Agent:
     hold_unresolved: float = 0.0
     accumulator: EdgeAccumulator = field(default_factory=EdgeAccumulator)
     stats: AgentStats = field(default_factory=AgentStats)
-    on_cycle: Callable[[], None] | None = None  # extra per-cycle work (DNS polling, index pruning)
+    on_cycle: Callable[[], None] | None = None  # extra per-cycle work (index pruning)
+    loss_sources: list[Callable[[], list[ProbeLoss]]] = field(default_factory=list)  # e.g. the DNS ring buffer
     _held: list[tuple[float, ConnectObservation]] = field(default_factory=list)
     _lost: dict[int, tuple[int, float, float]] = field(default_factory=dict)
 
@@ -86,6 +87,8 @@ class Agent:
         if self.on_cycle is not None:
             self.on_cycle()
         observations, losses = self.source.drain()
+        for extra in self.loss_sources:
+            losses = [*losses, *extra()]
         for loss in losses:
             self._note_lost(LOST_SOURCES.get(loss.source, edge_pb2.LOST_SOURCE_UNKNOWN), loss.count, now)
         self.stats.connects += sum(o.count for o in observations)

@@ -30,20 +30,34 @@ def pod_uid_from_path(path: str) -> str | None:
     return m.group(1).replace("_", "-") if m else None
 
 
-def find_cgroup2_root() -> Path | None:
-    """/sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on hybrid ones."""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "cgroup2":
-            return Path(parts[1])
-    return None
+def find_cgroup2_root(mounts_file: str = "/proc/self/mounts") -> str:
+    """The cgroup v2 root: /sys/fs/cgroup/unified on hybrid hosts, /sys/fs/cgroup on pure v2 hosts."""
+    cgroup2: list[str] = []
+    with open(mounts_file, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "cgroup2":
+                cgroup2.append(parts[1])
+    for preferred in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if preferred in cgroup2:
+            return preferred
+    if cgroup2:
+        return cgroup2[0]
+    raise RuntimeError("no cgroup v2 hierarchy is mounted: the DNS probe needs one (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+
+
+def _cgroup2_root_or_none() -> Path | None:
+    try:
+        return Path(find_cgroup2_root())
+    except (RuntimeError, OSError):
+        return None  # cgroup v1 only: the /proc/<pid>/cgroup fallback still works
 
 
 @dataclass
 class CgroupPodMap:
     """cgroup v2 id (and pid) -> pod UID, rescanning the tree at most every `rescan_interval` s."""
 
-    root: Path | None = field(default_factory=find_cgroup2_root)
+    root: Path | None = field(default_factory=_cgroup2_root_or_none)
     proc: Path = Path("/proc")
     rescan_interval: float = 1.0
     _by_id: dict[int, str | None] = field(default_factory=dict)

@@ -300,6 +300,21 @@ class ClusterIndex:
                             found.add(pod.workload)
             return sorted(found)
 
+    def dns_server_ips(self) -> set[str]:
+        """Addresses of the cluster's DNS: Services labelled k8s-app=kube-dns and the pods behind them."""
+        with self._lock:
+            out: set[str] = set()
+            for ip, ref in self._service_ips.items():
+                svc = self._objects.get(("Service", ref.namespace, ref.name)) or {}
+                if ((svc.get("metadata") or {}).get("labels") or {}).get("k8s-app") != "kube-dns":
+                    continue
+                out.add(ip)
+                selector = (svc.get("spec") or {}).get("selector") or {}
+                for (ns, _), pod in self._pods.items():
+                    if selector and ns == ref.namespace and all(pod.labels.get(k) == v for k, v in selector.items()):
+                        out.update(pod.ips)
+            return out
+
     def object(self, kind: str, namespace: str, name: str) -> Obj | None:
         with self._lock:
             return self._objects.get((kind, namespace, name))

@@ -34,6 +34,8 @@ BPF_SOURCE = Path(__file__).resolve().parents[1] / "bpf" / "tcp_connect.bpf.c"
 KERNEL_SOURCE = Path("/usr/src/netmapper-kernel-src")
 TRACEFS_EVENTS = Path("/sys/kernel/tracing/events")
 TRACEFS_EVENT = TRACEFS_EVENTS / "sock" / "inet_sock_set_state"
+TRACEPOINT = b"sock:inet_sock_set_state"
+PROGRAM = b"tracepoint__sock__inet_sock_set_state"  # the name bcc gives TRACEPOINT_PROBE(sock, ...)
 DEFAULT_MAP_SIZE = 65536
 AF_INET = 2
 AF_INET6 = 10
@@ -163,6 +165,7 @@ class ConnectProbe:
         self.last_drain: DrainStats | None = None
         self._bpf: BPF | None = None
         self._active = 0
+        self._attached = False
         # running kernel counters as of the previous drain (differences are what we report)
         self._seen_new_keys = [0, 0]
         self._seen_insert_failed = 0
@@ -196,6 +199,7 @@ class ConnectProbe:
         try:
             # TRACEPOINT_PROBE functions are attached by bcc when the program loads.
             self._bpf = BPF(src_file=str(self.source).encode(), cflags=cflags)
+            self._attached = True
         except Exception as e:  # bcc raises bare Exception on compile/load errors
             raise ProbeUnavailable(
                 f"cannot compile/load {self.source.name} with bcc: {e}. Check BCC_KERNEL_SOURCE "
@@ -207,10 +211,23 @@ class ConnectProbe:
         self._seen_new_keys = [sum(s.new_keys[b] for s in stats) for b in (0, 1)]
         self._seen_insert_failed = sum(s.insert_failed[0] + s.insert_failed[1] for s in stats)
 
+    def detach(self) -> None:
+        """Stop capturing but keep the maps (and anything not yet drained). For benchmarks and pauses."""
+        if self._attached:
+            self._require().detach_tracepoint(tp=TRACEPOINT)
+            self._attached = False
+
+    def attach(self) -> None:
+        """Resume capturing after detach()."""
+        if not self._attached:
+            self._require().attach_tracepoint(tp=TRACEPOINT, fn_name=PROGRAM)
+            self._attached = True
+
     def close(self) -> None:
         if self._bpf is not None:
             self._bpf.cleanup()  # detaches the tracepoint and closes the maps
             self._bpf = None
+            self._attached = False
 
     def __enter__(self) -> ConnectProbe:
         self.open()
@@ -258,9 +275,11 @@ class ConnectProbe:
         new_keys = sum(s.new_keys[drained] for s in stats)
         missing = new_keys - self._seen_new_keys[drained] - len(observations)
         self._seen_new_keys[drained] = new_keys
-        if missing:
+        if missing > 0:
             log.error("tcp_connect buffer %d: kernel inserted %d more keys than drained", drained, missing)
             losses.append(ProbeLoss(source=LOSS_UNACCOUNTED, count=missing))
+        elif missing < 0:  # entries this program did not insert: someone else writes the map
+            log.error("tcp_connect buffer %d: drained %d keys the program never inserted", drained, -missing)
         self.last_drain = DrainStats(drained, len(observations), quiesced - started, time.monotonic() - quiesced)
         return observations, losses
 
@@ -271,6 +290,8 @@ class ConnectProbe:
         and `exit` when done. Any program that read the old value had incremented `enter` before our
         flip became visible, so it is finished once `exit` reaches the `enter` we read after the flip.
         """
+        # The flip was a map-update syscall, which ends with an atomic op (full barrier), so the
+        # enter counts read below cannot be older than the flip.
         stats = self._stats()
         target = [s.enter for s in stats]
         deadline = time.monotonic() + self.quiesce_timeout

@@ -24,7 +24,8 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
-from sniffer.records import IPAddress, ProbeLoss
+from sniffer.cgroups import find_cgroup2_root
+from sniffer.records import DnsPacket, IPAddress, ProbeLoss
 
 log = logging.getLogger(__name__)
 
@@ -48,39 +49,6 @@ FLAG_TRUNCATED = 1
 _BPF_LINK_CREATE = 28
 _BPF_CGROUP_INET_INGRESS = 0
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
-
-
-@dataclass(frozen=True, slots=True)
-class DnsPacket:
-    """One DNS reply packet (or TCP segment) as the kernel captured it at the receiving socket."""
-
-    cgroup_id: int  # cgroup v2 id of the receiving socket (inode of its cgroup directory)
-    family: int  # socket.AF_INET or socket.AF_INET6
-    saddr: IPAddress  # the DNS server as the client sees it (after conntrack reverse NAT)
-    daddr: IPAddress  # the client
-    sport: int
-    dport: int
-    protocol: int  # socket.IPPROTO_UDP or socket.IPPROTO_TCP
-    payload: bytes  # captured transport payload (TCP: 2-byte length prefix + message)
-    truncated: bool  # fewer bytes captured than the packet carried (or an IPv4 first fragment)
-    seen_at: float  # wall-clock seconds
-    payload_len: int = 0  # transport payload length in the packet (>= len(payload))
-
-
-def find_cgroup2_root(mounts_file: str = "/proc/self/mounts") -> str:
-    """The cgroup v2 root: /sys/fs/cgroup/unified on hybrid hosts, /sys/fs/cgroup on pure v2 hosts."""
-    cgroup2: list[str] = []
-    with open(mounts_file, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2] == "cgroup2":
-                cgroup2.append(parts[1])
-    for preferred in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-        if preferred in cgroup2:
-            return preferred
-    if cgroup2:
-        return cgroup2[0]
-    raise RuntimeError("no cgroup v2 hierarchy is mounted: the DNS probe needs one (mount -t cgroup2 none /sys/fs/cgroup/unified)")
 
 
 def bpf_link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:

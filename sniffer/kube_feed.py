@@ -234,12 +234,14 @@ class _Stream:
     feed: KubeFeed
     field_selector: str | None = None
     shape: Callable[[RawObj], RawObj] | None = None
-    # When several streams share a kind (pods of this node / of other nodes), a relist may only
-    # delete objects in its own slice: `scope` says which stored objects belong to this stream.
+    # When several streams share a kind (pods of this node / of other nodes), each may only delete
+    # objects in its own slice: `scope` says which stored objects belong to this stream. A pod bound
+    # to this node leaves the other-nodes watch with a DELETED (carrying its old, unscheduled
+    # content) while it enters ours with an ADDED, in either order; the scope check on the stored
+    # object keeps the late DELETED from removing what the local stream already holds.
     scope: Callable[[Mapping[str, Any]], bool] | None = None
-    # A DELETED that only means "left my field selector" (a pod bound to this node leaves the
-    # other-nodes watch) must not delete what the other stream now holds.
-    ignore_deleted: Callable[[Mapping[str, Any]], bool] | None = None
+    # Shared by the streams of one kind so that "check the stored object, then apply" is atomic.
+    scope_lock: threading.Lock | None = None
     served: ServedResource | None = None
     resource_version: str = ""
     synced: threading.Event = field(default_factory=threading.Event)
@@ -262,9 +264,11 @@ class _Stream:
         if resp is not None:
             try:
                 # shutdown() unblocks a recv() in another thread; close() alone may not.
-                getattr(resp, "shutdown", resp.close)()
-            except OSError:
-                pass
+                resp.shutdown()
+            except (OSError, RuntimeError, ValueError) as e:
+                # Already released to the pool (between requests) or no socket: nothing blocks.
+                log.debug("%s: interrupt: %s", self.name, e)
+                resp.close()
 
     # -- loop --
 
@@ -319,6 +323,7 @@ class _Stream:
         resp = self.feed.request("GET", self.served.collection_path, params, accept=accept,
                                  read_timeout=read_timeout)
         self._resp = resp.response
+        log.debug("%s: GET %s -> %s conn=%s", self.name, params[:2], resp.status, resp.response._connection)
         if resp.status == 410:
             resp.read()
             raise _Gone()
@@ -364,16 +369,17 @@ class _Stream:
                 return
         at = feed.clock()
         index = feed.index
-        if self.scope is None:
+        if self.scope is None or self.scope_lock is None:
             index.replace(self.wanted.kind, items, at)
         else:
             fresh = {_key(o) for o in items}
-            for ns, name in self._owned - fresh:
-                stored = index.object(self.wanted.kind, ns, name)
-                if stored is not None and self.scope(stored):
-                    index.apply("DELETED", stored, at)
-            for o in items:
-                index.apply("MODIFIED" if _key(o) in self._owned else "ADDED", o, at)
+            with self.scope_lock:
+                for ns, name in self._owned - fresh:
+                    stored = index.object(self.wanted.kind, ns, name)
+                    if stored is not None and self.scope(stored):
+                        index.apply("DELETED", stored, at)
+                for o in items:
+                    index.apply("MODIFIED" if _key(o) in self._owned else "ADDED", o, at)
             self._owned = fresh
         self.stats.lists += 1
         self.stats.objects = len(items)
@@ -416,16 +422,24 @@ class _Stream:
             return
         rv = _resource_version(obj)
         shaped = self._shape(obj)
-        if etype == "DELETED" and self.ignore_deleted is not None and self.ignore_deleted(shaped):
-            pass
+        index = self.feed.index
+        if self.scope is None or self.scope_lock is None:
+            index.apply(etype, shaped, self.feed.clock())
         else:
-            if self.scope is not None:
+            key = _key(shaped)
+            with self.scope_lock:
                 if etype == "DELETED":
-                    self._owned.discard(_key(shaped))
+                    self._owned.discard(key)
+                    stored = index.object(self.wanted.kind, *key)
+                    if stored is not None and not self.scope(stored):
+                        log.debug("%s: %s/%s left this stream for another; not deleting", self.name, *key)
+                        stored = None
+                    if stored is not None:
+                        index.apply(etype, shaped, self.feed.clock())
                 else:
-                    self._owned.add(_key(shaped))
-            self.feed.index.apply(etype, shaped, self.feed.clock())
-            self.stats.events += 1
+                    self._owned.add(key)
+                    index.apply(etype, shaped, self.feed.clock())
+        self.stats.events += 1
         if rv:
             self.resource_version = rv
 
@@ -548,13 +562,13 @@ class KubeFeed:
         node = self.node_name
         for w in wanted_kinds(owners_metadata_only=self.owners_metadata_only):
             if w.kind == "Pod" and node:
+                pods_lock = threading.Lock()
                 streams.append(_Stream(
                     name="pods-local", wanted=w, feed=self, field_selector=f"spec.nodeName={node}",
-                    scope=lambda o: _node_of(o) == node))
+                    scope=lambda o: _node_of(o) == node, scope_lock=pods_lock))
                 streams.append(_Stream(
                     name="pods-remote", wanted=w, feed=self, field_selector=f"spec.nodeName!={node}",
-                    shape=slim_pod, scope=lambda o: _node_of(o) != node,
-                    ignore_deleted=lambda o: _node_of(o) == node))
+                    shape=slim_pod, scope=lambda o: _node_of(o) != node, scope_lock=pods_lock))
             elif w.kind == "Node":
                 streams.append(_Stream(name="nodes", wanted=w, feed=self, shape=slim_node))
             else:

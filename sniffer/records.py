@@ -33,3 +33,20 @@ class ProbeLoss:
 
     source: str  # "kernel_map_full" | "ring_buffer"
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DnsPacket:
+    """One DNS reply packet (or TCP segment) as the kernel captured it at the receiving socket."""
+
+    cgroup_id: int  # cgroup v2 id of the receiving socket (inode of its cgroup directory)
+    family: int  # socket.AF_INET or socket.AF_INET6
+    saddr: IPAddress  # the DNS server as the client sees it (after conntrack reverse NAT)
+    daddr: IPAddress  # the client
+    sport: int
+    dport: int
+    protocol: int  # socket.IPPROTO_UDP or socket.IPPROTO_TCP
+    payload: bytes  # captured transport payload (TCP: 2-byte length prefix + message)
+    truncated: bool  # fewer bytes captured than the packet carried (or an IPv4 first fragment)
+    seen_at: float  # wall-clock seconds
+    payload_len: int = 0  # transport payload length in the packet (>= len(payload))

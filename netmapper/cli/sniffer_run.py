@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--map-size", type=int, default=65536, help="entries in the in-kernel connect map")
     p.add_argument("--cluster-cidr", action="append", default=None, metavar="CIDR",
                    help="pod/service/node ranges; other addresses are internet (default: private ranges)")
+    p.add_argument("--dns-server", action="append", default=[], metavar="IP",
+                   help="also trust DNS replies from IP (node-local DNS); kube-dns is trusted already")
+    p.add_argument("--dns-trust-all", action="store_true",
+                   help="trust DNS replies from any server (a host without cluster DNS); unsafe in a cluster")
+    p.add_argument("--no-dns", action="store_true", help="do not capture DNS replies (no names on edges)")
     p.add_argument("--ready-file", type=Path, help="touched once probes are attached (readiness)")
     p.set_defaults(run=run)
 
@@ -49,7 +56,10 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sniffer.connect_probe import ConnectProbe  # needs bcc: imported only by the command that uses it
+    # the probes need bcc: imported only by the command that uses them
+    from sniffer.connect_probe import ConnectProbe
+    from sniffer.dns_probe import DnsProbe
+    from sniffer.dns_watch import DnsWatcher
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,9 +74,18 @@ def run(args: argparse.Namespace) -> int:
     reporter = Reporter(args.mapper, args.node)
     reporter.start()
     try:
-        with ConnectProbe(map_size=args.map_size) as probe:
+        with ConnectProbe(map_size=args.map_size) as probe, ExitStack() as dns:
             agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
-                          hold_unresolved=hold)
+                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()))
+            if not args.no_dns:
+                watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client,
+                                     trusted_servers=index.dns_server_ips, extra_trusted=tuple(args.dns_server),
+                                     trust_all=args.dns_trust_all)
+                resolver.dns_names = watcher.names
+                agent.loss_sources.append(watcher.take_loss)
+                thread = threading.Thread(target=watcher.run, args=(stop,), name="dns", daemon=True)
+                thread.start()
+                dns.callback(thread.join, 2.0)
             if args.ready_file is not None:
                 args.ready_file.touch()
             log.info("sniffer on node %s capturing; reporting to %s every %.1fs", args.node, args.mapper, args.interval)

@@ -100,7 +100,7 @@ def _sigterm_as_interrupt(*_: object) -> None:
 
 
 def run_demo(output: Path, *, interval: float = 0.5) -> DemoResult:
-    from mapper.export import ExportOptions, export_intents, render
+    from mapper.export import ExportOptions, export_intents, write_intents
 
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -130,9 +130,8 @@ def run_demo(output: Path, *, interval: float = 0.5) -> DemoResult:
             for s in servers:
                 s.kill()
                 s.wait()
-    docs = export_intents(edges, ExportOptions())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(docs, fmt="yaml"))
+    docs = export_intents(edges, ExportOptions()).documents
+    write_intents(docs, output)
     return DemoResult(edges=edges, intents=docs, output=output, problems=scenario.intents_match(docs),
                       seconds=time.monotonic() - started)
 

@@ -52,7 +52,8 @@ class Kube:
     _ips: Iterator[int]
 
     def next_ip(self) -> str:
-        return f"10.244.{next(self._ips)}.{next(self._ips) % 250 + 2}"
+        n = next(self._ips)
+        return f"10.244.{n // 250}.{n % 250 + 2}"
 
     def create(self, api_version: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         res = self.dyn.resources.get(api_version=api_version, kind=kind)
@@ -102,13 +103,19 @@ def template_spec(app: str) -> dict[str, Any]:
                          "spec": {"containers": [{"name": "main", "image": "registry.invalid/app:1"}]}}}
 
 
+@pytest.fixture(scope="session")
+def ip_counter() -> Iterator[int]:
+    """Pod IPs are unique across the session: the cluster (and every feed's view) is shared."""
+    return itertools.count(1)
+
+
 @pytest.fixture
-def kube(apiserver: ApiServerCluster) -> Kube:
+def kube(apiserver: ApiServerCluster, ip_counter: Iterator[int]) -> Kube:
     api = apiserver.api_client()
     ns = f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": ns}})
-    return Kube(core=core, dyn=DynamicClient(api), namespace=ns, _ips=itertools.count(1))
+    return Kube(core=core, dyn=DynamicClient(api), namespace=ns, _ips=ip_counter)
 
 
 @pytest.fixture
@@ -259,10 +266,8 @@ def test_deleted_pod_ip_reused_by_another_workload(kube: Kube,
     eventually(lambda: index.object("Pod", ns, "old-0") is None or None)
     time.sleep(0.05)
     kube.pod("new-x", ip=ip, owner=new_owner)
-    eventually(lambda: index.object("Pod", ns, "new-x"))
-    now = time.time()
-
-    new = eventually(lambda: index.pod_at(ip, now))
+    # The IP arrives with the status update, after the pod itself.
+    new = eventually(lambda: (p := index.pod_at(ip, time.time())) and p.name == "new-x" and p)
     assert new.workload == Workload(ns, "DaemonSet", "new")
     old = index.pod_at(ip, while_old)
     assert old is not None and old.workload == Workload(ns, "StatefulSet", "old")

@@ -9,13 +9,15 @@ from __future__ import annotations
 import ctypes as ct
 import re
 from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sniffer import connect_probe
 from sniffer.connect_probe import BPF_SOURCE, ConnKey, ConnStats, ConnVal, ProbeUnavailable
 
-C_TYPES: dict[str, type] = {
+C_TYPES: dict[str, Any] = {
     "u8": ct.c_uint8,
     "u16": ct.c_uint16,
     "u32": ct.c_uint32,
@@ -29,7 +31,7 @@ def c_struct(name: str) -> type[ct.Structure]:
     """ctypes layout of `struct name { ... };` as written in the BPF source."""
     body = re.search(rf"struct {name} \{{(.*?)\}};", BPF_SOURCE.read_text(), re.S)
     assert body, f"struct {name} not found in {BPF_SOURCE}"
-    fields: list[tuple[str, type]] = []
+    fields: list[tuple[str, Any]] = []
     for line in body.group(1).strip().splitlines():
         m = FIELD.match(line)
         assert m, f"unparsed field line in struct {name}: {line!r}"
@@ -79,14 +81,14 @@ def test_not_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_btf_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connect_probe, "_can_load_bpf", lambda: True)
-    monkeypatch.setattr(connect_probe, "TRACEFS_EVENT", connect_probe.Path("/"))  # pretend tracefs is there
+    monkeypatch.setattr(connect_probe, "TRACEFS_EVENT", Path("/"))  # pretend tracefs is there
     with pytest.raises(ProbeUnavailable, match="BTF"):
-        connect_probe.check_environment(btf_path=connect_probe.Path("/nonexistent/vmlinux"))
+        connect_probe.check_environment(btf_path=Path("/nonexistent/vmlinux"))
 
 
 def test_unmounted_tracefs_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connect_probe, "_can_load_bpf", lambda: True)
-    monkeypatch.setattr(connect_probe, "TRACEFS_EVENT", connect_probe.Path("/nonexistent/events/sock/x"))
-    monkeypatch.setattr(connect_probe, "TRACEFS_EVENTS", connect_probe.Path("/nonexistent/events"))
+    monkeypatch.setattr(connect_probe, "TRACEFS_EVENT", Path("/nonexistent/events/sock/x"))
+    monkeypatch.setattr(connect_probe, "TRACEFS_EVENTS", Path("/nonexistent/events"))
     with pytest.raises(ProbeUnavailable, match="mount -t tracefs"):
         connect_probe.check_environment()

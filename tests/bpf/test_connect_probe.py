@@ -171,3 +171,16 @@ def test_kernel_layouts_match_python_mirrors(probe: ConnectProbe) -> None:
         assert size == ctypes.sizeof(mirror), label
         assert fields == [(name, getattr(mirror, name).offset) for name, *_ in mirror._fields_], label
 
+
+
+def test_detached_probe_sees_nothing_until_reattached(probe: ConnectProbe, lab: Lab, run_client: RunClient) -> None:
+    probe.drain()
+    probe.detach()
+    try:
+        hidden = run_client(f"{lab.server.ipv4}:{CLOSED_PORT}")
+    finally:
+        probe.attach()
+    seen = run_client(f"{lab.server.ipv4}:{SERVER_PORT}")
+    obs, _ = probe.drain()
+    assert edges(own_netns(obs, seen.netns)) == {(lab.client.ipv4, lab.server.ipv4, SERVER_PORT, 1)}
+    assert hidden.netns == seen.netns

@@ -159,8 +159,8 @@ def test_forward_compression_pointer_is_an_error() -> None:
 
 
 def test_deep_backward_pointer_chain_is_bounded() -> None:
-    # Pointers must point backwards, so chains end, but one can be deeper than Python's recursion
-    # limit. Build it inside the rdata of a skipped record, then point the next record's owner at it.
+    # Backward pointers cannot loop, but a pointer-to-pointer chain 30000 deep would make one name cost
+    # O(message). Build it inside the rdata of a skipped record, point the next record's owner at it.
     header = struct.pack("!HHHHHH", 7, 0x8180, 1, 2, 0, 0)
     question = b"\x00" + struct.pack("!HH", 1, 1)  # root, A, IN: ends at offset 17
     rdata_start = 12 + len(question) + 1 + 10  # after answer 1's owner (root) and fixed fields

@@ -1,0 +1,100 @@
+"""EdgeStore with a sqlite file: edges, resets and expiry survive a restart; bad rows never crash it."""
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from mapper.store import EdgeStore
+from mapper_testing import T0, edge, internet, summary, workload
+
+
+def _edges() -> list:
+    return [
+        edge(workload("frontend", pod="frontend-1"), workload("cart", service=("cart", "shop")), 8080, count=3),
+        edge(workload("cart"), workload("redis", kind="StatefulSet"), 6379, first=T0, last=T0 + 9),
+        edge(workload("frontend"), internet("93.184.216.34", "example.com"), 443),
+    ]
+
+
+def test_edges_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "edges.db"
+    with EdgeStore(db) as store:
+        store.merge(_edges(), "node-a")
+        store.merge(_edges()[:1], "node-b")
+        before = store.list_response_bytes()
+    with EdgeStore(db) as store:
+        assert store.list_response_bytes() == before
+        assert len(store) == 3
+        # Merging continues on top of what was loaded, updating the same rows.
+        store.merge(_edges()[:1], "node-c")
+        store.merge([edge(workload("new"), workload("cart"))], "node-c")
+    with EdgeStore(db) as store:
+        by_pair = {summary(e)[:2]: e for e in store.list()}
+        assert by_pair[("frontend.shop", "cart.shop")].count == 9
+        assert list(by_pair[("frontend.shop", "cart.shop")].reporting_nodes) == ["node-a", "node-b", "node-c"]
+        assert ("new.shop", "cart.shop") in by_pair
+        assert len(by_pair) == 4
+
+
+def test_every_service_a_workload_was_reached_through_survives(tmp_path: Path) -> None:
+    db = tmp_path / "edges.db"
+    with EdgeStore(db) as store:
+        store.merge([edge(workload("a"), workload("cart", service=("cart-v2", "shop")))], "n")
+        store.merge([edge(workload("a"), workload("cart", service=("cart", "shop")))], "n")
+    with EdgeStore(db) as store:
+        from netmapper.v1 import edge_pb2
+
+        assert len(store.list([edge_pb2.EdgeFilter(server="cart-v2")])) == 1
+        assert store.list()[0].server.service.name == "cart"
+
+
+def test_reset_and_expire_are_durable(tmp_path: Path) -> None:
+    db = tmp_path / "edges.db"
+    with EdgeStore(db) as store:
+        store.merge([edge(workload("a"), workload("old"), first=T0), edge(workload("a"), workload("new"), first=T0 + 100)], "n")
+        store.flush()
+        assert store.expire(T0 + 50) == 1
+    with EdgeStore(db) as store:
+        assert [summary(e)[1] for e in store.list()] == ["new.shop"]
+        assert store.reset() == 1
+    with EdgeStore(db) as store:
+        assert store.list() == []
+
+
+def test_changes_are_written_behind_without_close(tmp_path: Path) -> None:
+    db = tmp_path / "edges.db"
+    store = EdgeStore(db, flush_interval=0.1)
+    try:
+        store.merge(_edges(), "n")
+        deadline = time.monotonic() + 5
+        rows = 0
+        while time.monotonic() < deadline:
+            with sqlite3.connect(db) as reader:
+                rows = reader.execute("SELECT count(*) FROM edges").fetchone()[0]
+            if rows == 3:
+                break
+            time.sleep(0.05)
+        assert rows == 3
+    finally:
+        store.close()
+
+
+def test_unreadable_rows_are_skipped(tmp_path: Path) -> None:
+    db = tmp_path / "edges.db"
+    with EdgeStore(db) as store:
+        store.merge(_edges(), "n")
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO edges (id, edge, extra) VALUES (100, x'ffff', NULL)")
+        conn.execute("INSERT INTO edges (id, edge, extra) VALUES (101, x'', '{broken')")
+    with EdgeStore(db) as store:
+        assert len(store) == 3
+        store.merge([edge(workload("x"), workload("y"))], "n")  # new rows must not reuse the bad ids
+    with EdgeStore(db) as store:
+        assert len(store) == 4
+
+
+def test_close_is_idempotent(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "edges.db")
+    store.close()
+    store.close()
