@@ -198,6 +198,9 @@ def serve(
                 # Sniffers keep their stream open for days: let their keepalive pings through.
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
+                # gRPC sets SO_REUSEPORT by default: a second mapper on the same port would then start
+                # "successfully" and take half of the sniffers' streams. Fail to bind instead.
+                ("grpc.so_reuseport", 0),
             ],
             maximum_concurrent_rpcs=max_streams + _QUERY_WORKERS,
         )

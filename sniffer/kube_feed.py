@@ -168,6 +168,10 @@ class _Gone(Exception):
     """410: our resourceVersion (or continue token) is older than the server's history."""
 
 
+class _Stopped(Exception):
+    """The feed is stopping; unwinds a stream thread from wherever it is."""
+
+
 @dataclass
 class Backoff:
     """Exponential backoff with jitter; reset after a stream works again."""
@@ -292,6 +296,8 @@ class _Stream:
                     backoff.reset()
                 self._watch()
                 # A clean end (the server's timeoutSeconds): reconnect at once from where we are.
+            except _Stopped:
+                break
             except _Gone:
                 self.stats.relists_gone += 1
                 log.info("%s: resourceVersion %s expired (410 Gone); relisting", self.name, self.resource_version)
@@ -323,7 +329,11 @@ class _Stream:
         resp = self.feed.request("GET", self.served.collection_path, params, accept=accept,
                                  read_timeout=read_timeout)
         self._resp = resp.response
-        log.debug("%s: GET %s -> %s conn=%s", self.name, params[:2], resp.status, resp.response._connection)
+        if self.feed.stopping.is_set():
+            # stop() may have run interrupt() just before this response existed: nobody else will
+            # unblock it, so do not start reading.
+            resp.response.close()
+            raise _Stopped()
         if resp.status == 410:
             resp.read()
             raise _Gone()
@@ -350,6 +360,8 @@ class _Stream:
                 params.append(("continue", cont))
             try:
                 resp = self._get(params, accept=accept, read_timeout=feed.request_timeout)
+            except _Stopped:
+                break
             except _Gone:
                 if not cont:
                     raise

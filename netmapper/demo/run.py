@@ -110,9 +110,15 @@ def run_demo(output: Path, *, interval: float = 0.5) -> DemoResult:
             NetLab(LAB_PREFIX, subnet4="10.244.0.0/24", subnet6="fd00:244::/64") as lab:
         logdir, ready = Path(tmp), Path(tmp) / "sniffer.ready"
         hosts = build_lab(lab, objects)
-        log.info("lab: %d pods as network namespaces", len(hosts))
+        for name, ip in scenario.EXTERNAL.items():
+            hosts[name] = lab.add_host(f"x{len(hosts)}", ipv4=ip)
+        log.info("lab: %d pods and %d outside hosts as network namespaces", len(hosts) - len(scenario.EXTERNAL),
+                 len(scenario.EXTERNAL))
         servers = [hosts[s.pod].popen(sys.executable, "-m", "netmapper.demo.traffic", "serve",
                                       *map(str, s.ports), "--lifetime", "300") for s in scenario.LISTENS]
+        servers.append(hosts[scenario.COREDNS_POD].popen(
+            sys.executable, "-m", "netmapper.demo.traffic", "dns", "--lifetime", "300",
+            *(f"{name}={ip}" for name, ip in scenario.DNS_RECORDS.items())))
         try:
             with _process(_cli("mapper", "serve", "--listen", addr), "mapper", logdir) as mapper:
                 _wait("mapper", lambda: _mapper_up(addr), 20, mapper, logdir / "mapper.log")
@@ -121,8 +127,10 @@ def run_demo(output: Path, *, interval: float = 0.5) -> DemoResult:
                 with _process(sniffer_cmd, "sniffer", logdir) as sniffer:
                     _wait("sniffer", ready.exists, 60, sniffer, logdir / "sniffer.log")
                     for call in scenario.CALLS:
+                        dns = ("--dns", scenario.KUBE_DNS) if call.by_name else ()
                         subprocess.run(hosts[call.pod].exec(sys.executable, "-m", "netmapper.demo.traffic", "call",
-                                                            call.host, str(call.port), str(call.count)), check=True)
+                                                            *dns, call.host, str(call.port), str(call.count)),
+                                       check=True)
                     _wait("edges", lambda: _edges_complete(addr), 15, sniffer, logdir / "sniffer.log")
                     time.sleep(interval * 2)  # one more drain: the last connects of each call
                     edges = list(list_edges(addr).edges)

@@ -1,4 +1,5 @@
-"""Tiny TCP peers run inside the lab's namespaces: `serve PORT...` and `call HOST PORT COUNT`.
+"""Tiny peers run inside the lab's namespaces: `serve PORT...`, `dns NAME=IP...` (a DNS server) and
+`call HOST PORT COUNT [--dns SERVER]` (HOST may be a name, then resolved through SERVER first).
 
 Run as `python -m netmapper.demo.traffic ...` through `ip netns exec`. Bounded: servers exit after
 `--lifetime` seconds, clients make exactly COUNT connects.
@@ -30,7 +31,47 @@ def serve(ports: list[int], lifetime: float) -> int:
     return 0
 
 
-def call(host: str, port: int, count: int) -> int:
+def dns(records: list[str], lifetime: float) -> int:
+    """Answer A queries for NAME=IP records, NXDOMAIN otherwise, on UDP port 53."""
+    from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+
+    table = dict(r.split("=", 1) for r in records)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", 53))
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + lifetime
+    while time.monotonic() < deadline:
+        try:
+            data, peer = sock.recvfrom(4096)
+        except TimeoutError:
+            continue
+        try:
+            query = DNSRecord.parse(data)
+        except Exception:  # noqa: BLE001 - a bad query gets no answer, the server goes on
+            continue
+        reply = query.reply()
+        name = str(query.q.qname).rstrip(".")
+        if name in table and query.q.qtype == QTYPE.A:
+            reply.add_answer(RR(query.q.qname, QTYPE.A, rdata=A(table[name]), ttl=30))
+        else:
+            reply.header.rcode = RCODE.NXDOMAIN
+        sock.sendto(reply.pack(), peer)
+    return 0
+
+
+def resolve(name: str, server: str) -> str:
+    from dnslib import QTYPE, DNSRecord
+
+    answer = DNSRecord.parse(DNSRecord.question(name, "A").send(server, 53, timeout=2))
+    for rr in answer.rr:
+        if rr.rtype == QTYPE.A:
+            return str(rr.rdata)
+    raise OSError(f"{name}: no A record from {server}")
+
+
+def call(host: str, port: int, count: int, dns_server: str | None = None) -> int:
+    if dns_server is not None:
+        host = resolve(host, dns_server)
     failures = 0
     for _ in range(count):
         try:
@@ -47,12 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve")
     s.add_argument("ports", type=int, nargs="+")
     s.add_argument("--lifetime", type=float, default=120.0)
+    d = sub.add_parser("dns")
+    d.add_argument("records", nargs="+", metavar="NAME=IP")
+    d.add_argument("--lifetime", type=float, default=120.0)
     c = sub.add_parser("call")
+    c.add_argument("--dns", default=None, metavar="SERVER", help="resolve HOST through this DNS server first")
     c.add_argument("host")
     c.add_argument("port", type=int)
     c.add_argument("count", type=int)
     a = p.parse_args(argv)
-    return serve(a.ports, a.lifetime) if a.cmd == "serve" else call(a.host, a.port, a.count)
+    if a.cmd == "serve":
+        return serve(a.ports, a.lifetime)
+    if a.cmd == "dns":
+        return dns(a.records, a.lifetime)
+    return call(a.host, a.port, a.count, a.dns)
 
 
 if __name__ == "__main__":
