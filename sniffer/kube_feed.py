@@ -118,7 +118,7 @@ def wanted_kinds(*, owners_metadata_only: bool = True) -> tuple[WantedKind, ...]
 
 # ---- shaping: what is kept of each object --------------------------------------------------------
 
-def _base_shape(obj: RawObj, served: ServedResource) -> RawObj:
+def kubectl_shape(obj: RawObj, served: ServedResource) -> RawObj:
     """Lists omit kind/apiVersion per item and metadata-only responses say PartialObjectMetadata:
     set the real ones. managedFields go, as in `kubectl get -o yaml`."""
     obj["kind"] = served.kind
@@ -344,7 +344,7 @@ class _Stream:
 
     def _shape(self, obj: RawObj) -> RawObj:
         assert self.served is not None
-        obj = _base_shape(obj, self.served)
+        obj = kubectl_shape(obj, self.served)
         return self.shape(obj) if self.shape is not None else obj
 
     def _list(self) -> None:

@@ -50,7 +50,11 @@ def free_port() -> int:
 
 
 def _run(cmd: list[str]) -> None:
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except (OSError, subprocess.CalledProcessError) as e:
+        err = getattr(e, "stderr", b"") or b""
+        raise ClusterStartError(f"{cmd[0]} failed: {e} {err.decode(errors='replace')}") from e
 
 
 @dataclass
