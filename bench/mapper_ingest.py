@@ -27,7 +27,7 @@ from pathlib import Path
 
 import grpc
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from mapper.export import build_client_intents, render_yaml  # noqa: E402
 from mapper.server import client_channel_options, serve  # noqa: E402
@@ -38,36 +38,43 @@ T0 = 1_700_000_000
 
 
 def make_edge(i: int, stream: int) -> edge_pb2.Edge:
-    """A cluster-like edge: 500 clients in 50 namespaces, 2000 servers, every 5th edge to the internet."""
-    e = edge_pb2.Edge(port=8000 + i % 50, protocol=edge_pb2.PROTOCOL_TCP, count=1 + i % 5)
+    """Edge number i (distinct for distinct i < 500 * 5000): 500 clients in 50 namespaces, each calling
+    servers out of 2000 on its own ports; every 5th edge goes to the internet with a DNS name."""
+    client, port = i % 500, 1000 + i // 500
+    ns = f"team-{client % 50}"
+    e = edge_pb2.Edge(port=port, protocol=edge_pb2.PROTOCOL_TCP, count=1 + i % 5)
     c = e.client
     c.kind = edge_pb2.ENDPOINT_KIND_WORKLOAD
-    ns = f"team-{i % 50}"
-    c.workload.name, c.workload.kind, c.workload.namespace = f"client-{i % 500}", "Deployment", ns
-    c.pod, c.ip = f"client-{i % 500}-7d9f-{stream}", f"10.{stream}.{i % 250}.{i % 200 + 1}"
+    c.workload.name, c.workload.kind, c.workload.namespace = f"client-{client}", "Deployment", ns
+    c.pod, c.ip = f"client-{client}-7d9f-{stream}", f"10.{stream}.{client % 250}.{client // 250 + 1}"
     s = e.server
     if i % 5 == 4:
         s.kind = edge_pb2.ENDPOINT_KIND_INTERNET
         s.ip = f"203.0.{i % 250}.{(i // 250) % 250 + 1}"
         s.dns_names.append(f"api-{i % 3000}.example.com")
     else:
+        server = (i * 7) % 2000
         s.kind = edge_pb2.ENDPOINT_KIND_WORKLOAD
-        s.workload.name, s.workload.kind, s.workload.namespace = f"server-{i % 2000}", "Deployment", ns
-        s.service.name, s.service.namespace = f"server-{i % 2000}", ns
-        s.pod, s.ip = f"server-{i % 2000}-0", f"10.100.{i % 250}.{i % 100 + 1}"
-        s.dns_names.append(f"server-{i % 2000}.{ns}.svc.cluster.local")
+        s.workload.name, s.workload.kind, s.workload.namespace = f"server-{server}", "Deployment", ns
+        s.service.name, s.service.namespace = f"server-{server}", ns
+        s.pod, s.ip = f"server-{server}-0", f"10.100.{server % 250}.{server // 250 + 1}"
+        s.dns_names.append(f"server-{server}.{ns}.svc.cluster.local")
     e.first_seen.seconds, e.first_seen.nanos = T0 + i % 60, (i * 7919) % 1_000_000_000
     e.last_seen.seconds, e.last_seen.nanos = T0 + 60 + i % 60, (i * 104729) % 1_000_000_000
     return e
 
 
-def stream_batches(stream: int, per_stream: int, batch: int, node: str) -> list[bytes]:
-    """Serialized ReportEdgesRequests (without sequence) covering this stream's distinct edges."""
+def stream_batches(stream: int, streams: int, edges: int, replicas: int, batch: int) -> list[bytes]:
+    """Serialized ReportEdgesRequests (without sequence) of one stream (= one node).
+
+    Every distinct edge is reported by `replicas` nodes, each naming its own pod of the client, as
+    when a Deployment has replicas on several nodes: one key arrives with alternating endpoints.
+    """
+    mine = [i for i in range(edges) if (stream - i) % streams < replicas]
     out = []
-    base = stream * per_stream
-    for start in range(0, per_stream, batch):
-        edges = [make_edge(base + i, stream) for i in range(start, min(start + batch, per_stream))]
-        out.append(mapper_pb2.ReportEdgesRequest(node=node, edges=edges).SerializeToString())
+    for start in range(0, len(mine), batch):
+        chunk = [make_edge(i, stream) for i in mine[start:start + batch]]
+        out.append(mapper_pb2.ReportEdgesRequest(node=f"node-{stream}", edges=chunk).SerializeToString())
     return out
 
 
@@ -134,7 +141,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--edges", type=int, default=100_000, help="distinct edges in total")
-    ap.add_argument("--rounds", type=int, default=20, help="steady-state re-reports of every edge")
+    ap.add_argument("--rounds", type=int, default=10, help="steady-state re-reports of every edge")
+    ap.add_argument("--replicas", type=int, default=2, help="nodes reporting each edge (with their own pod)")
     ap.add_argument("--db", action="store_true", help="give the mapper a sqlite file")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db-path", help=argparse.SUPPRESS)
@@ -143,11 +151,12 @@ def main() -> None:
         serve_forever(args.db_path)
         return
 
-    per_stream = args.edges // args.streams
-    print(f"building {args.streams} x {per_stream} edges in batches of {args.batch} ...")
-    batches = [stream_batches(n, per_stream, args.batch, f"node-{n}") for n in range(args.streams)]
-    total_distinct = per_stream * args.streams
-    bytes_per_edge = sum(len(b) for bs in batches for b in bs) / total_distinct
+    print(f"building {args.edges} distinct edges, each reported by {args.replicas} of {args.streams} streams, "
+          f"batches of {args.batch} ...")
+    batches = [stream_batches(n, args.streams, args.edges, args.replicas, args.batch) for n in range(args.streams)]
+    total_distinct = args.edges
+    observations = total_distinct * args.replicas
+    bytes_per_edge = sum(len(b) for bs in batches for b in bs) / observations
     print(f"{bytes_per_edge:.0f} bytes per edge on the wire")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,13 +223,13 @@ def main() -> None:
         for req in parsed:
             store.merge(req.edges, req.node)
     secs = time.perf_counter() - t
-    n = rounds * total_distinct
+    n = rounds * observations
     print(f"store.merge alone (steady, 1 thread, no gRPC): {n / secs:,.0f} obs/s")
     parse_t = time.perf_counter()
     for bs in batches:
         for raw in bs:
             mapper_pb2.ReportEdgesRequest.FromString(raw)
-    print(f"protobuf parse alone: {total_distinct / (time.perf_counter() - parse_t):,.0f} edges/s")
+    print(f"protobuf parse alone: {observations / (time.perf_counter() - parse_t):,.0f} edges/s")
 
 
 if __name__ == "__main__":

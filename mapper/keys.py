@@ -57,12 +57,16 @@ class InvalidEdge(ValueError):
     """A reported edge that cannot be merged; str() is the reason sent back to the sniffer."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class EndpointAttrs:
     """What one report says about an endpoint beyond its identity.
 
-    pod and ip describe the instance seen in that report (the store keeps the latest one: pods churn,
-    the workload stays). services and dns_names are sorted, bounded sets that the store unions.
+    pod and ip describe the instance seen in that report (the store keeps one example, the smallest:
+    pods churn, the workload stays). services and dns_names are sorted, bounded sets that the store
+    unions.
+
+    Compared by identity (eq=False): the store interns one object per distinct serialized endpoint
+    and asks "merged this one already?" for every observation; identity keeps that test in C.
     """
 
     pod: str
@@ -100,6 +104,10 @@ def normalize_dns_name(name: str) -> str:
 
 def endpoint_identity(ep: edge_pb2.Endpoint, side: str) -> EndpointId:
     """Identity of an endpoint; raises InvalidEdge naming the side ("client"/"server") when unusable."""
+    return _check_text(_identity(ep, side), side)
+
+
+def _identity(ep: edge_pb2.Endpoint, side: str) -> EndpointId:
     kind = ep.kind
     if kind == WORKLOAD:
         w = ep.workload
@@ -156,8 +164,8 @@ def edge_key(edge: edge_pb2.Edge) -> EdgeKey:
         raise InvalidEdge("edge has no server")
     check_port_protocol(edge.port, edge.protocol)
     return (
-        _check_text(endpoint_identity(edge.client, "client"), "client"),
-        _check_text(endpoint_identity(edge.server, "server"), "server"),
+        endpoint_identity(edge.client, "client"),
+        endpoint_identity(edge.server, "server"),
         edge.port,
         edge.protocol,
     )

@@ -2,15 +2,18 @@
 
 Every reported edge is merged into the record of its key (keys.edge_key): first_seen is the minimum,
 last_seen the maximum, count the sum of the reported deltas, reporting nodes, DNS names and Services
-are sorted bounded unions, and pod/ip are the latest reported. Re-reporting an edge never creates a
-second record, and merging is order-independent for everything but the latest pod/ip. Counts are
-sums of what sniffers sent: a batch that a sniffer resends after losing its acknowledgement counts
+are sorted bounded unions, and pod/ip show one example instance (the smallest seen; the proto has room
+for one). Re-reporting an edge never creates a second record, and the merge is order-independent:
+the same reports in any order give the same edges, also across a restart. Counts are sums of what
+sniffers sent: a batch that a sniffer resends after losing its acknowledgement counts
 twice (the proto has no end-to-end idempotency token), so read counts as "at least".
 
 Hot path (merge), designed for hundreds of thousands of observations per second in CPython:
-- Sniffers re-report the same edges every interval with byte-identical endpoints, so the store keeps a
-  fast index from (serialized client, serialized server, port, protocol) to the record. A hit skips
-  identity resolution and attribute merging entirely; only a miss runs the full validation in keys.py.
+- Sniffers re-report the same edges every interval with byte-identical endpoints, so the store caches
+  serialized endpoint -> (identity, attributes). A hit skips reading the endpoint's fields; only a
+  miss runs the validation in keys.py. Because the attribute merge is idempotent, each record also
+  remembers the attributes it merged lately, and a report of one of those (the same pod again, or a
+  replica on another node) skips attribute merging too.
 - Records are mutable slot objects updated in place under one lock; protos are built only when
   someone lists, and the serialized Edge is cached per record until the record changes.
 
@@ -42,10 +45,11 @@ log = logging.getLogger(__name__)
 NS_PER_S: Final[int] = 1_000_000_000
 # An edge can be reported by every node that runs a pod of its client; bounded like the other unions.
 MAX_REPORTING_NODES: Final[int] = 256
-# The fast index maps every distinct serialized endpoint pair seen; pod churn adds pairs over time.
-# It is only a cache, so it is dropped and rebuilt from misses when it outgrows the records by far.
-_FAST_INDEX_SLACK: Final[int] = 4
-_FAST_INDEX_MIN: Final[int] = 100_000
+# Serialized endpoint -> (identity, attributes). Distinct endpoints are few (clients x pods +
+# servers); the cache is cleared when it reaches this size so that pod churn cannot grow it forever.
+_ENDPOINT_CACHE_MAX: Final[int] = 200_000
+# Attributes remembered per record side as merged: covers a client with replicas on this many nodes.
+_SEEN_MAX: Final[int] = 16
 
 _SCHEMA: Final[str] = """
 CREATE TABLE IF NOT EXISTS edges (
@@ -71,7 +75,7 @@ class _Record:
 
     __slots__ = (
         "key", "first", "last", "count", "nodes", "client", "server",
-        "client_bytes", "server_bytes", "head", "tail", "wire", "row_id", "alive", "sort_key",
+        "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key",
     )
 
     def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
@@ -83,21 +87,43 @@ class _Record:
         self.nodes: tuple[str, ...] = ()
         self.client = client
         self.server = server
-        # Last serialized endpoints merged: an identical report needs no attribute merge.
-        self.client_bytes = b""
-        self.server_bytes = b""
+        # Attributes merged lately (newest first, interned objects): merging one again changes nothing.
+        self.client_seen: tuple[EndpointAttrs, ...] = ()
+        self.server_seen: tuple[EndpointAttrs, ...] = ()
         # Serialization caches: head = fields 1-4 (endpoints, port, protocol), tail = field 8 (nodes),
         # wire = the whole Edge. None means stale.
         self.head: bytes | None = None
         self.tail: bytes | None = None
         self.wire: bytes | None = None
         self.row_id = 0  # sqlite row, 0 without a file
-        self.alive = True  # False once reset/expired, so stale fast-index entries are ignored
+        self.alive = True  # False once reset/expired: sorting and a retried flush skip it
+
+
+def _smallest(cur: str, new: str) -> str:
+    """The smaller non-empty value: an order-independent choice of one example."""
+    return new if new and (not cur or new < cur) else cur
+
+
+def _merge_side(rec: _Record, client_side: bool, attrs: EndpointAttrs) -> None:
+    """Merge one report's attributes into a record side and remember them as merged."""
+    if client_side:
+        merged = _merge_attrs(rec.client, attrs)
+        if merged is not rec.client:
+            rec.client = merged
+            rec.head = None
+        rec.client_seen = (attrs, *rec.client_seen[: _SEEN_MAX - 1])
+    else:
+        merged = _merge_attrs(rec.server, attrs)
+        if merged is not rec.server:
+            rec.server = merged
+            rec.head = None
+        rec.server_seen = (attrs, *rec.server_seen[: _SEEN_MAX - 1])
 
 
 def _merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
-    pod = new.pod or cur.pod
-    ip = new.ip or cur.ip
+    """Idempotent, commutative merge: replaying any report changes nothing (the fast path relies on it)."""
+    pod = _smallest(cur.pod, new.pod)
+    ip = _smallest(cur.ip, new.ip)
     services = keys.bounded_union(cur.services, new.services, keys.MAX_SERVICES)
     dns = keys.bounded_union(cur.dns_names, new.dns_names, keys.MAX_DNS_NAMES)
     if pod == cur.pod and ip == cur.ip and services is cur.services and dns is cur.dns_names:
@@ -209,7 +235,7 @@ class EdgeStore:
     def __init__(self, db_path: str | Path | None = None, *, flush_interval: float = 1.0) -> None:
         self._lock = threading.Lock()
         self._records: dict[EdgeKey, _Record] = {}
-        self._fast: dict[tuple[bytes, bytes, int, int], _Record] = {}
+        self._endpoints: dict[bytes, tuple[EndpointId, EndpointAttrs]] = {}
         # Records sorted by key, plus those added since the last sort: sorting the new ones and appending
         # them makes the next sort a linear merge of two runs instead of a full sort.
         self._order: list[_Record] = []
@@ -240,7 +266,8 @@ class EdgeStore:
         error = ""
         valid_protocols = keys.VALID_PROTOCOLS
         with self._lock:
-            fast = self._fast
+            endpoints = self._endpoints
+            records = self._records
             dirty = self._dirty
             for e in edges:
                 port = e.port
@@ -263,21 +290,30 @@ class EdgeStore:
                 server = e.server
                 cb = client.SerializeToString()
                 sb = server.SerializeToString()
-                rec = fast.get((cb, sb, port, protocol))
-                if rec is None or not rec.alive:
+                c = endpoints.get(cb)
+                s = endpoints.get(sb)
+                if c is None or s is None:
                     try:
-                        rec = self._slow_path(e, cb, sb, first, last)
+                        c = self._resolve(client, cb, "client")
+                        s = self._resolve(server, sb, "server")
                     except InvalidEdge as exc:
                         rejected += 1
                         if not error:
                             error = str(exc)
                         continue
+                key = (c[0], s[0], port, protocol)
+                rec = records.get(key)
+                if rec is None:
+                    rec = self._insert(key, c[1], s[1], first, last)
                 else:
-                    # Same identity, but a different pod/address/name set than last time: merge them.
-                    if rec.client_bytes != cb:
-                        self._merge_side(rec, True, keys.endpoint_attrs(client), cb)
-                    if rec.server_bytes != sb:
-                        self._merge_side(rec, False, keys.endpoint_attrs(server), sb)
+                    # Attributes objects are interned per serialized endpoint, so "merged lately" is an
+                    # identity test (the tuple scan stays in C); anything else is merged (idempotent).
+                    ca = c[1]
+                    if ca not in rec.client_seen:
+                        _merge_side(rec, True, ca)
+                    sa = s[1]
+                    if sa not in rec.server_seen:
+                        _merge_side(rec, False, sa)
                 if first < rec.first:
                     rec.first = first
                 if last > rec.last:
@@ -293,45 +329,34 @@ class EdgeStore:
                 accepted += 1
         return MergeResult(accepted=accepted, rejected=rejected, error=error)
 
-    def _slow_path(self, e: edge_pb2.Edge, cb: bytes, sb: bytes, first: int, last: int) -> _Record:
-        """Fast-index miss: validate, resolve the identity key, merge attributes. Caller holds _lock."""
-        key = keys.edge_key(e)
-        client_attrs = keys.endpoint_attrs(e.client)
-        server_attrs = keys.endpoint_attrs(e.server)
-        rec = self._records.get(key)
-        if rec is None:
-            rec = _Record(key, client_attrs, server_attrs, first, last)
-            self._records[key] = rec
-            self._unsorted.append(rec)
-            if self._dirty is not None:
-                rec.row_id = self._next_row
-                self._next_row += 1
-            rec.client_bytes, rec.server_bytes = cb, sb
-            # Serialize the endpoints now rather than at the first ListEdges: a new edge is rare in
-            # steady state, while a ListEdges right after a large ingest (or restart) is user-facing.
-            self._edge_head(rec)
-        else:
-            self._merge_side(rec, True, client_attrs, cb)
-            self._merge_side(rec, False, server_attrs, sb)
-        if len(self._fast) >= max(_FAST_INDEX_MIN, _FAST_INDEX_SLACK * len(self._records)):
-            self._fast.clear()
-        self._fast[(cb, sb, e.port, e.protocol)] = rec
-        return rec
+    def _resolve(self, ep: edge_pb2.Endpoint, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
+        """Identity and attributes of a serialized endpoint, cached by its bytes. Caller holds _lock.
 
-    @staticmethod
-    def _merge_side(rec: _Record, client_side: bool, attrs: EndpointAttrs, raw: bytes) -> None:
-        if client_side:
-            merged = _merge_attrs(rec.client, attrs)
-            if merged is not rec.client:
-                rec.client = merged
-                rec.head = None
-            rec.client_bytes = raw
-        else:
-            merged = _merge_attrs(rec.server, attrs)
-            if merged is not rec.server:
-                rec.server = merged
-                rec.head = None
-            rec.server_bytes = raw
+        Sniffers re-send byte-identical endpoints every interval, so after the first report of an
+        endpoint the hot path never reads its fields again. Invalid endpoints are not cached."""
+        hit = self._endpoints.get(raw)
+        if hit is None:
+            if not raw:
+                raise InvalidEdge(f"edge has no {side}")
+            identity = keys.endpoint_identity(ep, side)
+            if len(self._endpoints) >= _ENDPOINT_CACHE_MAX:
+                self._endpoints.clear()  # only a cache: pod churn must not grow it forever
+            hit = self._endpoints[raw] = (identity, keys.endpoint_attrs(ep))
+        return hit
+
+    def _insert(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> _Record:
+        """A new edge. Caller holds _lock."""
+        rec = _Record(key, client, server, first, last)
+        self._records[key] = rec
+        self._unsorted.append(rec)
+        if self._dirty is not None:
+            rec.row_id = self._next_row
+            self._next_row += 1
+        rec.client_seen, rec.server_seen = (client,), (server,)
+        # Serialize the endpoints now rather than at the first ListEdges: a new edge is rare in steady
+        # state, while a ListEdges right after a large ingest (or a restart) is user-facing.
+        self._edge_head(rec)
+        return rec
 
     def record_lost(self, lost: Iterable[edge_pb2.LostEvents], node: str) -> None:
         """Add a sniffer's lost-observation report to the totals ListEdges returns."""
@@ -444,7 +469,7 @@ class EdgeStore:
                 for rec in self._records.values():
                     rec.alive = False
                 self._records.clear()
-                self._fast.clear()
+                self._endpoints.clear()
                 self._order = []
                 self._unsorted = []
                 self._endpoint_wire.clear()

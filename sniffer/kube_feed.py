@@ -164,6 +164,8 @@ def _resource_version(obj: Mapping[str, Any]) -> str | None:
 
 # ---- small pieces ---------------------------------------------------------------------------------
 
+STABLE_WATCH_S: Final = 30.0  # a watch that lived this long resets the reconnect backoff
+
 class _Gone(Exception):
     """410: our resourceVersion (or continue token) is older than the server's history."""
 
@@ -207,7 +209,7 @@ class StreamStats:
     served: str = ""  # apiVersion in use, "" until discovered
 
 
-def _iter_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def iter_watch_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """Split a chunked watch response into lines as chunks arrive (one JSON event per line)."""
     buf = bytearray()
     for chunk in resp.stream(amt=None, decode_content=True):
@@ -253,6 +255,7 @@ class _Stream:
     _owned: set[tuple[str, str]] = field(default_factory=set)  # keys this stream put in (scoped only)
     _resp: urllib3.BaseHTTPResponse | None = None
     _thread: threading.Thread | None = None
+    _watching_since: float = 0.0  # monotonic time the current watch was accepted, 0 when none
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"kube-feed-{self.name}", daemon=True)
@@ -314,13 +317,18 @@ class _Stream:
                                 self.name, self.wanted.kind, status)
                     self.synced.set()
                 elif status == 404:
-                    self.served = None  # the version went away (upgrade): discover again
+                    # The version went away (an upgrade removed a beta API): discover again.
+                    feed.forget_discovery()
+                    self.served = None
                     need_list = True
                 else:
                     log.warning("%s: %s; reconnecting", self.name, self.stats.last_error)
+                if self._watching_since and time.monotonic() - self._watching_since > STABLE_WATCH_S:
+                    backoff.reset()  # it worked for a while: this is a fresh failure, not a flapping one
                 feed.stopping.wait(backoff.next_delay())
             finally:
                 self._resp = None
+                self._watching_since = 0.0
 
     def _get(self, params: list[tuple[str, str]], *, accept: str, read_timeout: float) -> client.rest.RESTResponse:
         assert self.served is not None
@@ -360,8 +368,6 @@ class _Stream:
                 params.append(("continue", cont))
             try:
                 resp = self._get(params, accept=accept, read_timeout=feed.request_timeout)
-            except _Stopped:
-                break
             except _Gone:
                 if not cont:
                     raise
@@ -408,8 +414,9 @@ class _Stream:
         accept = ACCEPT_META if self.wanted.metadata_only else ACCEPT_JSON
         resp = self._get(params, accept=accept, read_timeout=timeout_s + feed.request_timeout)
         self.stats.watches += 1
+        self._watching_since = time.monotonic()
         try:
-            for line in _iter_lines(resp.response):
+            for line in iter_watch_lines(resp.response):
                 event: WatchEvent = json.loads(line)
                 self._handle(event)
                 if feed.stopping.is_set():
@@ -443,11 +450,11 @@ class _Stream:
                 if etype == "DELETED":
                     self._owned.discard(key)
                     stored = index.object(self.wanted.kind, *key)
-                    if stored is not None and not self.scope(stored):
-                        log.debug("%s: %s/%s left this stream for another; not deleting", self.name, *key)
-                        stored = None
-                    if stored is not None:
+                    if stored is not None and self.scope(stored):
                         index.apply(etype, shaped, self.feed.clock())
+                    else:
+                        # Already gone, or it left our field selector for another stream's.
+                        log.debug("%s: %s/%s not ours any more; not deleting", self.name, *key)
                 else:
                     self._owned.add(key)
                     index.apply(etype, shaped, self.feed.clock())
@@ -490,6 +497,7 @@ class KubeFeed:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     owner_cache_ttl: float = 300.0
+    owner_lookup_timeout: float = 3.0
     owner_cache_max: int = 4096
     clock: Clock = time.time  # observation times in the index are wall-clock, like the probes'
     rng: random.Random = field(default_factory=random.Random)
@@ -619,6 +627,10 @@ class KubeFeed:
             self._discovery[group_version] = found
         return found
 
+    def forget_discovery(self) -> None:
+        with self._discovery_lock:
+            self._discovery.clear()
+
     def discover(self, wanted: WantedKind) -> ServedResource | None:
         """First version in `wanted.versions` that serves list+watch of the kind, else None."""
         for version in wanted.versions:
@@ -649,7 +661,9 @@ class KubeFeed:
         ttl = self.owner_cache_ttl
         try:
             resource = self._dynamic_client().resources.get(api_version=api_version, kind=kind)
-            got = resource.get(name=name, namespace=namespace if resource.namespaced else None)
+            # Short timeout: the index calls this while holding its lock.
+            got = resource.get(name=name, namespace=namespace if resource.namespaced else None,
+                               _request_timeout=(self.owner_lookup_timeout, self.owner_lookup_timeout))
             obj = got.to_dict()
             if obj is not None:
                 obj.setdefault("kind", kind)

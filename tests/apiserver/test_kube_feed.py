@@ -7,9 +7,10 @@ Every test works in its own namespace.
 from __future__ import annotations
 
 import itertools
+import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,9 +18,10 @@ import pytest
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
-from sniffer.cluster import ClusterIndex
+from sniffer.cluster import ClusterIndex, PodInfo
+from sniffer.feed import IdentityFeed
 from sniffer.identity import ServiceRef, Workload
-from sniffer.kube_feed import KubeFeed, slim_pod
+from sniffer.kube_feed import Backoff, KubeFeed, iter_watch_lines, slim_pod
 
 from .cluster import NOBODY_TOKEN, ApiServerCluster
 
@@ -81,15 +83,21 @@ class Kube:
                                 "hostNetwork": host_network}
         if node:
             spec["nodeName"] = node
-        created = self.core.create_namespaced_pod(self.namespace, {"metadata": meta, "spec": spec})
+        created = self.create("v1", "Pod", {"metadata": meta, "spec": spec})
         if ip:
             self.set_pod_ip(name, ip)
-        return {"metadata": {"name": name, "uid": created.metadata.uid}, "kind": "Pod", "apiVersion": "v1"}
+        return created
 
     def set_pod_ip(self, name: str, ip: str) -> None:
         # What kubelet does once the sandbox has an address: the pod stays Pending without one.
         self.core.patch_namespaced_pod_status(
             name, self.namespace, {"status": {"podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.10"}})
+
+
+def pod_named(index: ClusterIndex, ip: str, name: str) -> PodInfo | None:
+    """The pod holding `ip` now, if it is the one called `name`."""
+    p = index.pod_at(ip, time.time())
+    return p if p is not None and p.name == name else None
 
 
 def ref(owner: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +121,9 @@ def ip_counter() -> Iterator[int]:
 def kube(apiserver: ApiServerCluster, ip_counter: Iterator[int]) -> Kube:
     api = apiserver.api_client()
     ns = f"t-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": ns}})
-    return Kube(core=core, dyn=DynamicClient(api), namespace=ns, _ips=ip_counter)
+    kube = Kube(core=client.CoreV1Api(api), dyn=DynamicClient(api), namespace=ns, _ips=ip_counter)
+    kube.create("v1", "Namespace", {"metadata": {"name": ns}})
+    return kube
 
 
 @pytest.fixture
@@ -164,7 +172,7 @@ def test_sync_resolves_every_owner_chain(kube: Kube, start_feed: Callable[..., t
     job_ip = kube.next_ip()
     kube.pod("nightly-1700-q2x", ip=job_ip, owner=job, node=OTHER_NODE)
 
-    svc = kube.core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
+    svc = kube.create("v1", "Service", {"metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
     kube.create("discovery.k8s.io/v1beta1", "EndpointSlice", {
         "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
@@ -186,7 +194,7 @@ def test_sync_resolves_every_owner_chain(kube: Kube, start_feed: Callable[..., t
     assert workload(db_ip) == Workload(ns, "StatefulSet", "db")
     assert workload(agent_ip) == Workload(ns, "DaemonSet", "agent")
     assert workload(job_ip) == Workload(ns, "CronJob", "nightly")
-    assert index.service_at(svc.spec.cluster_ip) == ServiceRef(ns, "web")
+    assert index.service_at(svc["spec"]["clusterIP"]) == ServiceRef(ns, "web")
     assert index.service_workloads(ServiceRef(ns, "web")) == [Workload(ns, "Deployment", "web")]
     assert index.node_of("192.0.2.77") == node_name
     # The API server's own Service: `kubernetes.default` resolves like any other Service.
@@ -223,6 +231,16 @@ def test_local_pods_full_remote_pods_slim(kube: Kube, start_feed: Callable[..., 
     # The annotation override survives slimming.
     pod = index.pod_at(remote["status"]["podIP"], time.time())
     assert pod is not None and pod.workload == Workload(ns, "Pod", "renamed-too")
+
+
+def test_remote_host_network_pod_does_not_claim_the_node_ip(
+        kube: Kube, start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
+    node_ip = "192.0.2.10"  # Kube.set_pod_ip reports this as hostIP
+    kube.pod("hostnet", ip=node_ip, node=OTHER_NODE, host_network=True)
+    _, index = start_feed()
+    stored = index.object("Pod", kube.namespace, "hostnet")
+    assert stored is not None and stored["spec"]["hostNetwork"] is True  # kept through slimming
+    assert index.pod_at(node_ip, time.time()) is None
 
 
 def test_without_node_name_every_pod_is_kept_whole(kube: Kube,
@@ -267,7 +285,7 @@ def test_deleted_pod_ip_reused_by_another_workload(kube: Kube,
     time.sleep(0.05)
     kube.pod("new-x", ip=ip, owner=new_owner)
     # The IP arrives with the status update, after the pod itself.
-    new = eventually(lambda: (p := index.pod_at(ip, time.time())) and p.name == "new-x" and p)
+    new = eventually(lambda: pod_named(index, ip, "new-x"))
     assert new.workload == Workload(ns, "DaemonSet", "new")
     old = index.pod_at(ip, while_old)
     assert old is not None and old.workload == Workload(ns, "StatefulSet", "old")
@@ -288,10 +306,13 @@ def test_pod_bound_to_this_node_moves_to_the_full_stream(
     unscheduled = eventually(lambda: index.object("Pod", ns, "pending"))
     assert "containers" not in unscheduled["spec"]  # not our node (yet): slim
     # What the scheduler does: the pod leaves the other-nodes watch (DELETED there) and enters ours.
-    kube.core.create_namespaced_pod_binding(
-        "pending", ns, {"metadata": {"name": "pending"}, "target": {"kind": "Node", "name": NODE}},
-        _preload_content=False)
-    bound = eventually(lambda: (o := index.object("Pod", ns, "pending")) and "containers" in o["spec"] and o)
+    kube.create("v1", "Binding", {"metadata": {"name": "pending"}, "target": {"kind": "Node", "name": NODE}})
+
+    def full_pod() -> Mapping[str, Any] | None:
+        o = index.object("Pod", ns, "pending")
+        return o if o is not None and "containers" in o["spec"] else None
+
+    bound = eventually(full_pod)
     assert bound["spec"]["nodeName"] == NODE
     ip = kube.next_ip()
     kube.set_pod_ip("pending", ip)
@@ -312,8 +333,11 @@ def test_owner_arriving_after_its_pod_updates_the_workload(
     pod = eventually(lambda: index.pod_at(ip, time.time()))
     assert pod.workload == Workload(ns, "ReplicaSet", "api-1")
     kube.owner("apps/v1", "ReplicaSet", "api-1", owner=dep)
-    pod = eventually(lambda: (p := index.pod_at(ip, time.time())) and p.workload.kind == "Deployment" and p)
-    assert pod.workload == Workload(ns, "Deployment", "api")
+    def via_deployment() -> PodInfo | None:
+        p = index.pod_at(ip, time.time())
+        return p if p is not None and p.workload.kind == "Deployment" else None
+
+    assert eventually(via_deployment).workload == Workload(ns, "Deployment", "api")
 
 
 # ---- failures and recovery ----------------------------------------------------------------------
@@ -408,3 +432,34 @@ def test_slim_pod_keeps_identity_only() -> None:
     assert slim["metadata"]["ownerReferences"] == [{"kind": "ReplicaSet", "name": "r"}]
     assert slim["spec"] == {"nodeName": "n1", "hostNetwork": True}
     assert slim["status"] == {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}]}
+
+
+def test_backoff_grows_caps_and_resets() -> None:
+    b = Backoff(rng=random.Random(1), initial=0.5, maximum=4.0)
+    delays = [b.next_delay() for _ in range(6)]
+    # Jitter keeps each delay within [base/2, base] of 0.5, 1, 2, 4, 4, 4.
+    for got, base in zip(delays, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]):
+        assert base / 2 <= got <= base
+    b.reset()
+    assert b.next_delay() <= 0.5
+
+
+@dataclass
+class _ChunkedResponse:
+    chunks: list[bytes]
+
+    def stream(self, amt: int | None = None, decode_content: bool = True) -> Iterator[bytes]:
+        yield from self.chunks
+
+
+def test_watch_lines_are_reassembled_across_chunks() -> None:
+    events = [b'{"type":"ADDED","object":{}}', b'{"type":"BOOKMARK","object":{}}', b'{"type":"DELETED"}']
+    wire = b"\n".join(events) + b"\n"
+    chunks = [wire[i:i + 7] for i in range(0, len(wire), 7)]  # splits lines mid-JSON
+    assert list(iter_watch_lines(_ChunkedResponse(chunks))) == events  # type: ignore[arg-type]
+
+
+def test_kube_feed_is_an_identity_feed() -> None:
+    # Checked by mypy: the resolver takes either feed through the one Protocol.
+    feed: IdentityFeed = KubeFeed(configuration=client.Configuration(), node_name=NODE)
+    assert not feed.wait_synced(0)  # not started: never "synced"

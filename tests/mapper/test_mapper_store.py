@@ -41,13 +41,17 @@ def test_reporting_nodes_are_a_sorted_union() -> None:
     assert e.count == 4
 
 
-def test_pods_of_one_workload_are_one_edge_showing_the_latest_pod() -> None:
-    store = EdgeStore()
-    for pod in ("frontend-1", "frontend-2", "frontend-1", "frontend-3"):
-        store.merge([edge(workload("frontend", pod=pod), workload("cart"))], "n")
-    [e] = store.list()
-    assert e.client.pod == "frontend-3"
-    assert e.count == 4
+def test_pods_of_one_workload_are_one_edge_with_an_order_independent_example_pod() -> None:
+    pods = ["frontend-2", "frontend-1", "frontend-3", "", "frontend-1", "frontend-9", "frontend-5", "frontend-2"]
+    lists = []
+    for order in (pods, list(reversed(pods))):
+        store = EdgeStore()
+        for i, pod in enumerate(order):
+            store.merge([edge(workload("frontend", pod=pod, ip=f"10.0.0.{9 - i}"), workload("cart"))], f"node-{i % 3}")
+        [e] = store.list()
+        assert (e.client.pod, e.count) == ("frontend-1", 8)
+        lists.append(e)
+    assert lists[0] == lists[1]
 
 
 def test_dns_names_and_services_are_unioned() -> None:
