@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import grpc
 
+from mapper.server import client_channel_options
 from netmapper.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 DEFAULT_MAPPER = "127.0.0.1:9090"
@@ -29,7 +30,7 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def mapper_stub(addr: str) -> Iterator[mapper_pb2_grpc.MapperStub]:
     """A stub on a fresh channel; gRPC failures become one-line CliErrors naming the mapper."""
-    with grpc.insecure_channel(addr) as channel:
+    with grpc.insecure_channel(addr, options=client_channel_options()) as channel:
         try:
             yield mapper_pb2_grpc.MapperStub(channel)
         except grpc.RpcError as e:
