@@ -512,6 +512,7 @@ class KubeFeed:
     _dynamic: DynamicClient | None = None
     _dynamic_dir: Path | None = None
     _started_at: float = 0.0
+    _synced_logged: bool = False
 
     @classmethod
     def from_kubeconfig(cls, path: Path, *, context: str | None = None, **kw: Any) -> KubeFeed:
@@ -553,7 +554,8 @@ class KubeFeed:
         for s in self._streams:
             if not s.synced.wait(max(0.0, deadline - time.monotonic())):
                 return False
-        if self._streams and log.isEnabledFor(logging.INFO):
+        if self._streams and not self._synced_logged:
+            self._synced_logged = True
             log.info("kube feed synced in %.2fs: %s", time.monotonic() - self._started_at, self.index.counts())
         return bool(self._streams)
 

@@ -50,9 +50,11 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
         from sniffer.snapshot_feed import SnapshotFeed
 
         return SnapshotFeed(args.snapshot), 0.0
-    from sniffer.kube_feed import KubeFeed  # only needs the kubernetes client when used
+    from sniffer.kube_feed import KubeFeed
 
-    return KubeFeed(kubeconfig=args.kubeconfig, node_name=args.node), 2.0
+    if args.kubeconfig is not None:
+        return KubeFeed.from_kubeconfig(args.kubeconfig, node_name=args.node), 2.0
+    return KubeFeed.in_cluster(node_name=args.node), 2.0
 
 
 def run(args: argparse.Namespace) -> int:
