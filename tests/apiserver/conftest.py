@@ -6,7 +6,9 @@ so a broken build step can never turn into a silently green run.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import uuid
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +16,10 @@ from typing import NoReturn
 
 import pytest
 from kubernetes import client
+from kubernetes.dynamic import DynamicClient
 
 from .cluster import ApiServerCluster, ClusterStartError
+from .kube_objects import Kube
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +52,18 @@ def kube_config(apiserver: ApiServerCluster) -> client.Configuration:
 def kubeconfig_path(apiserver: ApiServerCluster) -> Path:
     """A kubeconfig file for the admin user (what `--kubeconfig` takes)."""
     return apiserver.kubeconfig_path
+
+
+@pytest.fixture(scope="session")
+def ip_counter() -> Iterator[int]:
+    """Pod IPs are unique across the session: the cluster (and every feed's view) is shared."""
+    return itertools.count(1)
+
+
+@pytest.fixture
+def kube(apiserver: ApiServerCluster, ip_counter: Iterator[int]) -> Kube:
+    api = apiserver.api_client()
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kube = Kube(core=client.CoreV1Api(api), dyn=DynamicClient(api), namespace=ns, _ips=ip_counter)
+    kube.create("v1", "Namespace", {"metadata": {"name": ns}})
+    return kube

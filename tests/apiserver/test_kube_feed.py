@@ -6,17 +6,15 @@ Every test works in its own namespace.
 """
 from __future__ import annotations
 
-import itertools
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.dynamic import DynamicClient
 
 from sniffer.cluster import ClusterIndex, PodInfo
 from sniffer.feed import IdentityFeed
@@ -24,106 +22,17 @@ from sniffer.identity import ServiceRef, Workload
 from sniffer.kube_feed import Backoff, KubeFeed, iter_watch_lines, slim_pod
 
 from .cluster import NOBODY_TOKEN, ApiServerCluster
+from .kube_objects import NODE, Kube, eventually, ref, template_spec
 
 pytestmark = pytest.mark.apiserver
 
-NODE = "node-a"
 OTHER_NODE = "node-b"
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.02) -> T:
-    """Poll until check() returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s (last value {got!r})")
-        time.sleep(interval)
-
-
-@dataclass
-class Kube:
-    """Thin helpers to create objects the way controllers and kubelet would have."""
-
-    core: client.CoreV1Api
-    dyn: DynamicClient
-    namespace: str
-    _ips: Iterator[int]
-
-    def next_ip(self) -> str:
-        n = next(self._ips)
-        return f"10.244.{n // 250}.{n % 250 + 2}"
-
-    def create(self, api_version: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        res = self.dyn.resources.get(api_version=api_version, kind=kind)
-        body = {"apiVersion": api_version, "kind": kind, **body}
-        ns = self.namespace if res.namespaced else None
-        out: dict[str, Any] = res.create(body=body, namespace=ns).to_dict()
-        return out
-
-    def owner(self, api_version: str, kind: str, name: str, owner: dict[str, Any] | None = None,
-              spec: dict[str, Any] | None = None) -> dict[str, Any]:
-        meta: dict[str, Any] = {"name": name, "labels": {"app": name}}
-        if owner is not None:
-            meta["ownerReferences"] = [ref(owner)]
-        return self.create(api_version, kind, {"metadata": meta, "spec": spec or template_spec(name)})
-
-    def pod(self, name: str, *, ip: str | None, owner: dict[str, Any] | None = None, node: str | None = NODE,
-            labels: dict[str, str] | None = None, host_network: bool = False,
-            annotations: dict[str, str] | None = None) -> dict[str, Any]:
-        meta: dict[str, Any] = {"name": name, "labels": labels or {}}
-        if owner is not None:
-            meta["ownerReferences"] = [ref(owner)]
-        if annotations:
-            meta["annotations"] = annotations
-        spec: dict[str, Any] = {"containers": [{"name": "main", "image": "registry.invalid/app:1"}],
-                                "hostNetwork": host_network}
-        if node:
-            spec["nodeName"] = node
-        created = self.create("v1", "Pod", {"metadata": meta, "spec": spec})
-        if ip:
-            self.set_pod_ip(name, ip)
-        return created
-
-    def set_pod_ip(self, name: str, ip: str) -> None:
-        # What kubelet does once the sandbox has an address: the pod stays Pending without one.
-        self.core.patch_namespaced_pod_status(
-            name, self.namespace, {"status": {"podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.10"}})
 
 
 def pod_named(index: ClusterIndex, ip: str, name: str) -> PodInfo | None:
     """The pod holding `ip` now, if it is the one called `name`."""
     p = index.pod_at(ip, time.time())
     return p if p is not None and p.name == name else None
-
-
-def ref(owner: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True}
-
-
-def template_spec(app: str) -> dict[str, Any]:
-    return {"selector": {"matchLabels": {"app": app}},
-            "template": {"metadata": {"labels": {"app": app}},
-                         "spec": {"containers": [{"name": "main", "image": "registry.invalid/app:1"}]}}}
-
-
-@pytest.fixture(scope="session")
-def ip_counter() -> Iterator[int]:
-    """Pod IPs are unique across the session: the cluster (and every feed's view) is shared."""
-    return itertools.count(1)
-
-
-@pytest.fixture
-def kube(apiserver: ApiServerCluster, ip_counter: Iterator[int]) -> Kube:
-    api = apiserver.api_client()
-    ns = f"t-{uuid.uuid4().hex[:8]}"
-    kube = Kube(core=client.CoreV1Api(api), dyn=DynamicClient(api), namespace=ns, _ips=ip_counter)
-    kube.create("v1", "Namespace", {"metadata": {"name": ns}})
-    return kube
 
 
 @pytest.fixture
