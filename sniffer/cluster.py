@@ -10,7 +10,6 @@ stay resolvable for `grace` seconds so late observations still find them.
 """
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 from collections import defaultdict

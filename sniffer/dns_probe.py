@@ -19,7 +19,6 @@ import platform
 import socket
 import struct
 import time
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
