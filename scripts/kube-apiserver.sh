@@ -34,7 +34,7 @@ apt_install() {
 }
 
 # etcd is needed at test time whether or not we build.
-apt_install etcd-server
+apt_install etcd-server openssl
 
 if [[ -x "$CACHE" ]]; then
     log "cached binary present: $CACHE ($("$CACHE" --version 2>/dev/null || echo 'version unknown'))"

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from typing import Protocol
 
@@ -99,8 +99,10 @@ class DnsWatcher:
             if not answers.answers:
                 continue  # NXDOMAIN or no addresses: nothing to name
             client = self.client_of(str(p.daddr), p.cgroup_id, p.seen_at)
+            # Intents name what the client asked for; CNAME hops (CDN names) are not its choice.
+            asked = [replace(a, aliases=()) for a in answers.answers]
             with self._lock:
-                recorded += self.cache.record(client.key(), answers, p.seen_at)
+                recorded += self.cache.record(client.key(), asked, p.seen_at)
         self.stats.recorded += recorded
         return recorded
 

@@ -32,10 +32,11 @@ def serve(ports: list[int], lifetime: float) -> int:
 
 
 def dns(records: list[str], lifetime: float) -> int:
-    """Answer A queries for NAME=IP records, NXDOMAIN otherwise, on UDP port 53."""
-    from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+    """A DNS server on UDP port 53: NAME=IPv4 (A), NAME=IPv6 (AAAA), NAME=>TARGET (CNAME); else NXDOMAIN."""
+    from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
 
-    table = dict(r.split("=", 1) for r in records)
+    cnames = dict(r.split("=>", 1) for r in records if "=>" in r)
+    table = dict(r.split("=", 1) for r in records if "=>" not in r)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", 53))
     sock.settimeout(0.2)
@@ -51,27 +52,39 @@ def dns(records: list[str], lifetime: float) -> int:
             continue
         reply = query.reply()
         name = str(query.q.qname).rstrip(".")
-        if name in table and query.q.qtype == QTYPE.A:
-            reply.add_answer(RR(query.q.qname, QTYPE.A, rdata=A(table[name]), ttl=30))
+        for _ in range(8):  # follow our own CNAMEs, bounded
+            if name not in cnames:
+                break
+            reply.add_answer(RR(name, QTYPE.CNAME, rdata=CNAME(cnames[name]), ttl=30))
+            name = cnames[name]
+        addr = table.get(name)
+        if addr is not None and query.q.qtype == QTYPE.A and ":" not in addr:
+            reply.add_answer(RR(name, QTYPE.A, rdata=A(addr), ttl=30))
+        elif addr is not None and query.q.qtype == QTYPE.AAAA and ":" in addr:
+            reply.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(addr), ttl=30))
         else:
             reply.header.rcode = RCODE.NXDOMAIN
         sock.sendto(reply.pack(), peer)
     return 0
 
 
-def resolve(name: str, server: str) -> str:
+def resolve(name: str, server: str, qtype: str = "A") -> str:
     from dnslib import QTYPE, DNSRecord
 
-    answer = DNSRecord.parse(DNSRecord.question(name, "A").send(server, 53, timeout=2))
+    answer = DNSRecord.parse(DNSRecord.question(name, qtype).send(server, 53, timeout=2))
     for rr in answer.rr:
-        if rr.rtype == QTYPE.A:
+        if rr.rtype == getattr(QTYPE, qtype):
             return str(rr.rdata)
-    raise OSError(f"{name}: no A record from {server}")
+    raise OSError(f"{name}: no {qtype} record from {server}")
 
 
-def call(host: str, port: int, count: int, dns_server: str | None = None) -> int:
+def call(host: str, port: int, count: int, dns_server: str | None = None, qtype: str = "A") -> int:
     if dns_server is not None:
-        host = resolve(host, dns_server)
+        try:
+            host = resolve(host, dns_server, qtype)
+        except OSError as e:
+            print(f"call: {e}", file=sys.stderr)
+            return 2
     failures = 0
     for _ in range(count):
         try:
@@ -93,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--lifetime", type=float, default=120.0)
     c = sub.add_parser("call")
     c.add_argument("--dns", default=None, metavar="SERVER", help="resolve HOST through this DNS server first")
+    c.add_argument("--qtype", choices=("A", "AAAA"), default="A", help="record type to resolve with --dns")
     c.add_argument("host")
     c.add_argument("port", type=int)
     c.add_argument("count", type=int)
@@ -101,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(a.ports, a.lifetime)
     if a.cmd == "dns":
         return dns(a.records, a.lifetime)
-    return call(a.host, a.port, a.count, a.dns)
+    return call(a.host, a.port, a.count, a.dns, a.qtype)
 
 
 if __name__ == "__main__":
