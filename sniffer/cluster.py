@@ -79,6 +79,9 @@ class ClusterIndex:
     _pod_by_uid: dict[str, PodInfo] = field(default_factory=dict)
     _service_ips: dict[str, ServiceRef] = field(default_factory=dict)
     _node_ips: dict[str, str] = field(default_factory=dict)
+    # Service -> workloads behind it, asked once per connect to a ClusterIP: cached until pods,
+    # Services, EndpointSlices or owners change (the drain loop must not scan pods per connect).
+    _svc_workloads: dict[ServiceRef, list[Workload]] = field(default_factory=dict)
 
     # ---- feeding -------------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class ClusterIndex:
             return
         key = obj_key(obj)
         with self._lock:
+            self._svc_workloads.clear()
             old = self._objects.get(key)
             if old is not None:
                 self._unindex(old, at)
@@ -275,6 +279,13 @@ class ClusterIndex:
 
     def service_workloads(self, ref: ServiceRef) -> list[Workload]:
         """Workloads behind a Service: pods its selector matches, else its EndpointSlices' targets."""
+        with self._lock:
+            cached = self._svc_workloads.get(ref)
+            if cached is None:
+                cached = self._svc_workloads[ref] = self._service_workloads(ref)
+            return list(cached)
+
+    def _service_workloads(self, ref: ServiceRef) -> list[Workload]:
         with self._lock:
             svc = self._objects.get(("Service", ref.namespace, ref.name))
             if svc is None:

@@ -167,3 +167,15 @@ def test_typed_list_items_without_kind_take_it_from_the_list(tmp_path: Path) -> 
     index = load_index(f)
     assert index.pod_at("10.1.1.1", 0).name == "a"
     assert index.service_at("10.96.9.9") == ServiceRef("n", "s")
+
+
+def test_service_backends_follow_pod_changes() -> None:
+    index = ClusterIndex()
+    index.apply("ADDED", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "ns"},
+                          "spec": {"clusterIP": "10.96.2.2", "selector": {"app": "api"}}}, at=0)
+    ref = ServiceRef("ns", "api")
+    assert index.service_workloads(ref) == []  # asked (and remembered) before any backend exists
+    index.apply("ADDED", pod("api-0", "10.0.0.3", owner=("StatefulSet", "api"), labels={"app": "api"}), at=1)
+    assert index.service_workloads(ref) == [Workload("ns", "StatefulSet", "api")]
+    index.apply("DELETED", pod("api-0", "10.0.0.3", owner=("StatefulSet", "api"), labels={"app": "api"}), at=2)
+    assert index.service_workloads(ref) == []
