@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -11,12 +13,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def render(overlay: str) -> list[dict]:
+Render = Callable[[str], list[dict]]
+
+
+@pytest.fixture
+def render(unavailable: Callable[[str, str], NoReturn]) -> Render:
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl not installed (needed for `kubectl kustomize`)")
-    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / overlay)], check=True,
-                         capture_output=True, text=True).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+        unavailable("NETMAPPER_REQUIRE_TOOLS", "kubectl not installed (needed for `kubectl kustomize`)")
+
+    def run(overlay: str) -> list[dict]:
+        out = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / overlay)], check=True,
+                             capture_output=True, text=True).stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+
+    return run
 
 
 def by_kind(docs: list[dict], kind: str) -> dict:
@@ -25,19 +35,19 @@ def by_kind(docs: list[dict], kind: str) -> dict:
 
 
 @pytest.mark.parametrize("overlay", ["base", "overlays/snapshot"])
-def test_manifests_render(overlay: str) -> None:
+def test_manifests_render(overlay: str, render: Render) -> None:
     kinds = sorted(d["kind"] for d in render(overlay))
     assert {"DaemonSet", "Deployment", "Service", "ClusterRole", "ServiceAccount"} <= set(kinds)
 
 
-def test_sniffer_role_is_read_only() -> None:
+def test_sniffer_role_is_read_only(render: Render) -> None:
     role = by_kind(render("base"), "ClusterRole")
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
     assert verbs == {"get", "list", "watch"}
     assert not any("*" in rule["resources"] or "secrets" in rule["resources"] for rule in role["rules"])
 
 
-def test_sniffer_is_not_privileged_and_adds_only_bpf_capabilities() -> None:
+def test_sniffer_is_not_privileged_and_adds_only_bpf_capabilities(render: Render) -> None:
     ds = by_kind(render("base"), "DaemonSet")
     spec = ds["spec"]["template"]["spec"]
     ctx = spec["containers"][0]["securityContext"]
@@ -46,7 +56,7 @@ def test_sniffer_is_not_privileged_and_adds_only_bpf_capabilities() -> None:
     assert set(ctx["capabilities"]["add"]) <= {"BPF", "PERFMON", "NET_ADMIN", "SYS_ADMIN"}
 
 
-def test_mapper_runs_unprivileged_without_api_token() -> None:
+def test_mapper_runs_unprivileged_without_api_token(render: Render) -> None:
     spec = by_kind(render("base"), "Deployment")["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True
