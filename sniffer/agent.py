@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 LOST_SOURCES = {
     "kernel_map_full": edge_pb2.LOST_SOURCE_KERNEL_MAP_FULL,
+    "kernel_map_unaccounted": edge_pb2.LOST_SOURCE_KERNEL_MAP_FULL,  # keys inserted but never drained
     "ring_buffer": edge_pb2.LOST_SOURCE_RING_BUFFER,
     "sniffer_queue": edge_pb2.LOST_SOURCE_SNIFFER_QUEUE,
 }

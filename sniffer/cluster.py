@@ -82,6 +82,7 @@ class ClusterIndex:
     # Service -> workloads behind it, asked once per connect to a ClusterIP: cached until pods,
     # Services, EndpointSlices or owners change (the drain loop must not scan pods per connect).
     _svc_workloads: dict[ServiceRef, list[Workload]] = field(default_factory=dict)
+    _pruned_at: float = float("-inf")
 
     # ---- feeding -------------------------------------------------------------------------------
 
@@ -130,9 +131,15 @@ class ClusterIndex:
             self._refresh_pod_workloads({ns for (_, ns) in self._pods})
 
     def prune(self, now: float) -> int:
-        """Forget IP tenures that ended more than `grace` seconds before `now`."""
+        """Forget IP tenures that ended more than `grace` seconds before `now`.
+
+        Called from every drain cycle; the scan over all IPs runs at most every grace/10 seconds.
+        """
         removed = 0
         with self._lock:
+            if now - self._pruned_at < self.grace / 10:
+                return 0
+            self._pruned_at = now
             for ip in list(self._ip_tenures):
                 kept = [t for t in self._ip_tenures[ip] if t.end is None or t.end > now - self.grace]
                 removed += len(self._ip_tenures[ip]) - len(kept)

@@ -31,7 +31,7 @@ class ConnectObservation:
 class ProbeLoss:
     """Observations the kernel side could not keep (map full, evicted before drained, ring buffer full)."""
 
-    source: str  # "kernel_map_full" | "ring_buffer"
+    source: str  # "kernel_map_full" | "kernel_map_unaccounted" | "ring_buffer"
     count: int
 
 
