@@ -21,6 +21,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 bash scripts/prepare-kernel-src.sh "$KSRC"
+# PostgreSQL server binaries for the scale-out store and its tests (nothing is started here).
+bash scripts/postgres.sh install
 
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing \
   || die "cannot mount tracefs at /sys/kernel/tracing"

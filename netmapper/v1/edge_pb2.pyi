@@ -31,6 +31,7 @@ class LostSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOST_SOURCE_KERNEL_MAP_FULL: _ClassVar[LostSource]
     LOST_SOURCE_RING_BUFFER: _ClassVar[LostSource]
     LOST_SOURCE_SNIFFER_QUEUE: _ClassVar[LostSource]
+    LOST_SOURCE_WATCHER_LAGGED: _ClassVar[LostSource]
 PROTOCOL_UNKNOWN: Protocol
 PROTOCOL_TCP: Protocol
 PROTOCOL_UDP: Protocol
@@ -44,6 +45,7 @@ LOST_SOURCE_UNKNOWN: LostSource
 LOST_SOURCE_KERNEL_MAP_FULL: LostSource
 LOST_SOURCE_RING_BUFFER: LostSource
 LOST_SOURCE_SNIFFER_QUEUE: LostSource
+LOST_SOURCE_WATCHER_LAGGED: LostSource
 
 class Workload(_message.Message):
     __slots__ = ("name", "kind", "namespace")
@@ -64,7 +66,14 @@ class ServiceRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("kind", "workload", "pod", "service", "ip", "dns_names", "node")
+    __slots__ = ("kind", "workload", "pod", "service", "ip", "dns_names", "node", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +81,7 @@ class Endpoint(_message.Message):
     IP_FIELD_NUMBER: _ClassVar[int]
     DNS_NAMES_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     kind: EndpointKind
     workload: Workload
     pod: str
@@ -79,7 +89,8 @@ class Endpoint(_message.Message):
     ip: str
     dns_names: _containers.RepeatedScalarFieldContainer[str]
     node: str
-    def __init__(self, kind: _Optional[_Union[EndpointKind, str]] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ..., pod: _Optional[str] = ..., service: _Optional[_Union[ServiceRef, _Mapping]] = ..., ip: _Optional[str] = ..., dns_names: _Optional[_Iterable[str]] = ..., node: _Optional[str] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[_Union[EndpointKind, str]] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ..., pod: _Optional[str] = ..., service: _Optional[_Union[ServiceRef, _Mapping]] = ..., ip: _Optional[str] = ..., dns_names: _Optional[_Iterable[str]] = ..., node: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Edge(_message.Message):
     __slots__ = ("client", "server", "port", "protocol", "first_seen", "last_seen", "count", "reporting_nodes")
@@ -114,11 +125,21 @@ class LostEvents(_message.Message):
     def __init__(self, source: _Optional[_Union[LostSource, str]] = ..., count: _Optional[int] = ..., first: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EdgeFilter(_message.Message):
-    __slots__ = ("namespaces", "client", "server")
+    __slots__ = ("namespaces", "client", "server", "client_namespaces", "server_namespaces", "seen_since", "labels", "exclude_labels")
     NAMESPACES_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    SERVER_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    SEEN_SINCE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_LABELS_FIELD_NUMBER: _ClassVar[int]
     namespaces: _containers.RepeatedScalarFieldContainer[str]
     client: str
     server: str
-    def __init__(self, namespaces: _Optional[_Iterable[str]] = ..., client: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
+    client_namespaces: _containers.RepeatedScalarFieldContainer[str]
+    server_namespaces: _containers.RepeatedScalarFieldContainer[str]
+    seen_since: _timestamp_pb2.Timestamp
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    exclude_labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, namespaces: _Optional[_Iterable[str]] = ..., client: _Optional[str] = ..., server: _Optional[str] = ..., client_namespaces: _Optional[_Iterable[str]] = ..., server_namespaces: _Optional[_Iterable[str]] = ..., seen_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Iterable[str]] = ..., exclude_labels: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -32,18 +32,60 @@ class ReportEdgesResponse(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ListEdgesRequest(_message.Message):
-    __slots__ = ("filters",)
+    __slots__ = ("filters", "page_size", "page_token")
     FILTERS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     filters: _containers.RepeatedCompositeFieldContainer[_edge_pb2.EdgeFilter]
-    def __init__(self, filters: _Optional[_Iterable[_Union[_edge_pb2.EdgeFilter, _Mapping]]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, filters: _Optional[_Iterable[_Union[_edge_pb2.EdgeFilter, _Mapping]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListEdgesResponse(_message.Message):
-    __slots__ = ("edges", "lost")
+    __slots__ = ("edges", "lost", "next_page_token", "resume_token")
     EDGES_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     edges: _containers.RepeatedCompositeFieldContainer[_edge_pb2.Edge]
     lost: _containers.RepeatedCompositeFieldContainer[_edge_pb2.LostEvents]
-    def __init__(self, edges: _Optional[_Iterable[_Union[_edge_pb2.Edge, _Mapping]]] = ..., lost: _Optional[_Iterable[_Union[_edge_pb2.LostEvents, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    resume_token: str
+    def __init__(self, edges: _Optional[_Iterable[_Union[_edge_pb2.Edge, _Mapping]]] = ..., lost: _Optional[_Iterable[_Union[_edge_pb2.LostEvents, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class WatchEdgesRequest(_message.Message):
+    __slots__ = ("filters", "resume_token")
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    filters: _containers.RepeatedCompositeFieldContainer[_edge_pb2.EdgeFilter]
+    resume_token: str
+    def __init__(self, filters: _Optional[_Iterable[_Union[_edge_pb2.EdgeFilter, _Mapping]]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class WatchSynced(_message.Message):
+    __slots__ = ("edges",)
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    edges: int
+    def __init__(self, edges: _Optional[int] = ...) -> None: ...
+
+class WatchForgotten(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class WatchEdgesResponse(_message.Message):
+    __slots__ = ("edge", "synced", "lost", "forgotten", "resume_token")
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    edge: _edge_pb2.Edge
+    synced: WatchSynced
+    lost: _edge_pb2.LostEvents
+    forgotten: WatchForgotten
+    resume_token: str
+    def __init__(self, edge: _Optional[_Union[_edge_pb2.Edge, _Mapping]] = ..., synced: _Optional[_Union[WatchSynced, _Mapping]] = ..., lost: _Optional[_Union[_edge_pb2.LostEvents, _Mapping]] = ..., forgotten: _Optional[_Union[WatchForgotten, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class ResetEdgesRequest(_message.Message):
     __slots__ = ()

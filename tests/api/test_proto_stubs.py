@@ -31,4 +31,7 @@ def test_every_api_field_is_documented() -> None:
                 name = s.split("=")[0].split()[-1]
                 if name.isupper():  # enum values: their names say it
                     continue
-                assert lines[i - 1].strip().startswith(f"// {name}:"), f"{proto.name}:{i + 1}: {name} undocumented"
+                start = i - 1  # the first line of the comment block above the field
+                while start > 0 and lines[start - 1].strip().startswith("//"):
+                    start -= 1
+                assert lines[start].strip().startswith(f"// {name}:"), f"{proto.name}:{i + 1}: {name} undocumented"
