@@ -122,13 +122,13 @@ def _merge_side(rec: _Record, client_side: bool, attrs: EndpointAttrs) -> None:
 
 def _merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
     """Idempotent, commutative merge: replaying any report changes nothing (the fast path relies on it)."""
-    pod = _smallest(cur.pod, new.pod)
+    pod, labels = keys.merge_example(cur.pod, cur.labels, new.pod, new.labels)
     ip = _smallest(cur.ip, new.ip)
     services = keys.bounded_union(cur.services, new.services, keys.MAX_SERVICES)
     dns = keys.bounded_union(cur.dns_names, new.dns_names, keys.MAX_DNS_NAMES)
-    if pod == cur.pod and ip == cur.ip and services is cur.services and dns is cur.dns_names:
+    if pod == cur.pod and labels is cur.labels and ip == cur.ip and services is cur.services and dns is cur.dns_names:
         return cur
-    return EndpointAttrs(pod=pod, ip=ip, services=services, dns_names=dns)
+    return EndpointAttrs(pod=pod, ip=ip, services=services, dns_names=dns, labels=labels)
 
 
 # --- protobuf wire encoding for the few fields that change on every merge --------------------------
@@ -532,8 +532,10 @@ class EdgeStore:
                 client = keys.endpoint_attrs(edge.client)
                 server = keys.endpoint_attrs(edge.server)
                 if services:
-                    client = EndpointAttrs(client.pod, client.ip, _services(services["client"]), client.dns_names)
-                    server = EndpointAttrs(server.pod, server.ip, _services(services["server"]), server.dns_names)
+                    client = EndpointAttrs(client.pod, client.ip, _services(services["client"]), client.dns_names,
+                                           client.labels)
+                    server = EndpointAttrs(server.pod, server.ip, _services(services["server"]), server.dns_names,
+                                           server.labels)
             except (InvalidEdge, DecodeError, ValueError, TypeError, KeyError) as exc:
                 log.warning("skipping unreadable stored edge row %d: %s", row_id, exc)
                 skipped += 1

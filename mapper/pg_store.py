@@ -1,0 +1,554 @@
+"""PgEdgeStore: the merged edge set in PostgreSQL, shared by several mapper replicas.
+
+Same contract as the SQLite EdgeStore (mapper/store.py): merge one reported batch, list, reset, expire,
+lost totals. What differs is where the truth lives:
+
+- Merge is one transaction per batch: the batch is validated and pre-merged by key in Python, then one
+  `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` merges every edge in SQL (min first_seen, max
+  last_seen, sum of counts, bounded sorted unions of nodes, Services and DNS names, the smallest example
+  pod with its labels: the same rules as the SQLite store). merge() returns after COMMIT, so an
+  acknowledgement sent after it is durable. Rows are upserted in key order, so two replicas merging
+  overlapping batches lock rows in one order and cannot deadlock.
+- Idempotent batches: a batch that carries an identity (sniffer instance, sequence) is recorded in
+  nm_batches in the same transaction; a resent batch finds its row and changes nothing, so counts stay
+  exact however often an acknowledgement is lost (on whichever replica the resend lands).
+- Each replica keeps a read model: a copy of the rows, refreshed from the rows whose writing
+  transaction id (xid) is at or above the cursor of its last refresh. The cursor is the xmin of the
+  refresh's snapshot (every transaction below it has ended), so a transaction that commits late is still
+  read; a row read twice is simply replaced. Refreshes run before every query (read-your-writes across
+  replicas), on LISTEN/NOTIFY from any replica's commit, and every second. ListEdges, paging and
+  WatchEdges are served from the read model; every refresh publishes what changed to the ChangeLog
+  that WatchEdges reads, so a watcher on one replica sees edges merged by another.
+- reset and expiry delete rows and bump nm_meta.generation; every replica reloads on seeing it and
+  tells its watchers (forgotten).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from mapper import keys
+from mapper.edge_changes import ChangeLog
+from mapper.edge_query import InvalidQuery, compile_filters, decode_page_token, encode_page_token, selects
+from mapper.keys import EdgeKey, EndpointAttrs, InvalidEdge
+from mapper.store import MAX_REPORTING_NODES, MergeResult
+from netmapper.v1 import edge_pb2, mapper_pb2
+
+log = logging.getLogger(__name__)
+
+NS_PER_S: Final[int] = 1_000_000_000
+CHANNEL: Final[str] = "netmapper_edges"
+# An identity (instance, sequence) is remembered this long: far longer than any sniffer retries a batch.
+BATCH_MEMORY_S: Final[int] = 24 * 3600
+_SEP: Final[str] = "\x01"  # joins (namespace, name) and (key, value) so that text order equals tuple order
+_REFRESH_INTERVAL: Final[float] = 1.0
+
+BatchId = tuple[str, int]
+"""(sniffer instance, sequence): a batch's identity; the same identity is merged once."""
+
+_SCHEMA: Final[str] = """
+CREATE TABLE IF NOT EXISTS nm_meta (
+    id         int PRIMARY KEY CHECK (id = 1),
+    store_id   text NOT NULL,    -- random, names this store in resume tokens
+    generation bigint NOT NULL   -- bumped when edges are forgotten (reset, expiry)
+);
+CREATE TABLE IF NOT EXISTS nm_edges (
+    key      bytea PRIMARY KEY,  -- keys.sort_key as UTF-8: byte order is the listing order
+    ck smallint NOT NULL, c1 text NOT NULL, c2 text NOT NULL, c3 text NOT NULL,  -- client identity
+    sk smallint NOT NULL, s1 text NOT NULL, s2 text NOT NULL, s3 text NOT NULL,  -- server identity
+    port int NOT NULL, protocol smallint NOT NULL,
+    cpod text COLLATE "C" NOT NULL, cip text COLLATE "C" NOT NULL,
+    csvc text[] COLLATE "C" NOT NULL, cdns text[] COLLATE "C" NOT NULL, clabels text[] COLLATE "C" NOT NULL,
+    spod text COLLATE "C" NOT NULL, sip text COLLATE "C" NOT NULL,
+    ssvc text[] COLLATE "C" NOT NULL, sdns text[] COLLATE "C" NOT NULL, slabels text[] COLLATE "C" NOT NULL,
+    first_ns bigint NOT NULL, last_ns bigint NOT NULL, count bigint NOT NULL,
+    nodes text[] COLLATE "C" NOT NULL,
+    xid bigint NOT NULL          -- id of the transaction that wrote the row last (read-model refresh)
+);
+CREATE INDEX IF NOT EXISTS nm_edges_xid ON nm_edges (xid);
+CREATE TABLE IF NOT EXISTS nm_batches (
+    instance text NOT NULL, sequence bigint NOT NULL,
+    accepted int NOT NULL, rejected int NOT NULL, error text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance, sequence)
+);
+CREATE TABLE IF NOT EXISTS nm_lost (
+    source int PRIMARY KEY, count bigint NOT NULL, first_ns bigint NOT NULL, last_ns bigint NOT NULL
+);
+CREATE OR REPLACE FUNCTION nm_union(a text[], b text[], lim int) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(array_agg(x ORDER BY x), '{}')
+    FROM (SELECT DISTINCT x COLLATE "C" AS x FROM unnest(a || b) AS u(x) ORDER BY 1 LIMIT lim) AS s
+$$;
+"""
+
+_JSON_ARRAY: Final[str] = "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"
+_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("key", "bytea"), ("ck", "smallint"), ("c1", "text"), ("c2", "text"), ("c3", "text"),
+    ("sk", "smallint"), ("s1", "text"), ("s2", "text"), ("s3", "text"), ("port", "int"), ("protocol", "smallint"),
+    ("cpod", "text"), ("cip", "text"), ("csvc", "json"), ("cdns", "json"), ("clabels", "json"),
+    ("spod", "text"), ("sip", "text"), ("ssvc", "json"), ("sdns", "json"), ("slabels", "json"),
+    ("first_ns", "bigint"), ("last_ns", "bigint"), ("count", "bigint"), ("nodes", "json"),
+)
+
+
+def _example(side: str) -> str:
+    """SQL choosing the example pod and labels of one side, as keys.merge_example does."""
+    new = f"(EXCLUDED.{side}pod = '', EXCLUDED.{side}pod, EXCLUDED.{side}labels = '{{}}', EXCLUDED.{side}labels)"
+    cur = f"(e.{side}pod = '', e.{side}pod, e.{side}labels = '{{}}', e.{side}labels)"
+    return (f"{side}pod = CASE WHEN {new} < {cur} THEN EXCLUDED.{side}pod ELSE e.{side}pod END, "
+            f"{side}labels = CASE WHEN {new} < {cur} THEN EXCLUDED.{side}labels ELSE e.{side}labels END")
+
+
+def _smallest_ip(side: str) -> str:
+    return (f"{side}ip = CASE WHEN EXCLUDED.{side}ip <> '' AND (e.{side}ip = '' OR EXCLUDED.{side}ip < e.{side}ip) "
+            f"THEN EXCLUDED.{side}ip ELSE e.{side}ip END")
+
+
+_UPSERT: Final[str] = (
+    "INSERT INTO nm_edges AS e ({cols}, xid) SELECT {values}, pg_current_xact_id()::text::bigint "
+    "FROM unnest({params}) AS t({cols}) ORDER BY t.key "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "{cex}, {sex}, {cip}, {sip}, "
+    "csvc = nm_union(e.csvc, EXCLUDED.csvc, {msvc}), ssvc = nm_union(e.ssvc, EXCLUDED.ssvc, {msvc}), "
+    "cdns = nm_union(e.cdns, EXCLUDED.cdns, {mdns}), sdns = nm_union(e.sdns, EXCLUDED.sdns, {mdns}), "
+    "first_ns = LEAST(e.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(e.last_ns, EXCLUDED.last_ns), "
+    "count = e.count + EXCLUDED.count, nodes = nm_union(e.nodes, EXCLUDED.nodes, {mnodes}), "
+    "xid = EXCLUDED.xid"
+).format(
+    cols=", ".join(c for c, _ in _COLUMNS),
+    values=", ".join(_JSON_ARRAY.format(f"t.{c}") if t == "json" else f"t.{c}" for c, t in _COLUMNS),
+    params=", ".join(f"%s::{'text' if t == 'json' else t}[]" for _, t in _COLUMNS),
+    cex=_example("c"), sex=_example("s"), cip=_smallest_ip("c"), sip=_smallest_ip("s"),
+    msvc=keys.MAX_SERVICES, mdns=keys.MAX_DNS_NAMES, mnodes=MAX_REPORTING_NODES,
+)
+
+_SELECT_ROWS: Final[str] = (
+    "SELECT key, ck, c1, c2, c3, sk, s1, s2, s3, port, protocol, cpod, cip, csvc, cdns, clabels, "
+    "spod, sip, ssvc, sdns, slabels, first_ns, last_ns, count, nodes, xid FROM nm_edges"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PgRow:
+    """One edge of a replica's read model (edge_query.Row); wire is its serialized netmapper.v1.Edge."""
+
+    key: EdgeKey
+    sort_key: str
+    client: EndpointAttrs
+    server: EndpointAttrs
+    first: int
+    last: int
+    count: int
+    xid: int
+    wire: bytes
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One key of a batch being pre-merged (several reports of one key in a batch become one row)."""
+
+    key: EdgeKey
+    client: EndpointAttrs
+    server: EndpointAttrs
+    first: int
+    last: int
+    count: int
+
+
+def _merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
+    pod, labels = keys.merge_example(cur.pod, cur.labels, new.pod, new.labels)
+    ip = new.ip if new.ip and (not cur.ip or new.ip < cur.ip) else cur.ip
+    return EndpointAttrs(pod=pod, ip=ip, services=keys.bounded_union(cur.services, new.services, keys.MAX_SERVICES),
+                         dns_names=keys.bounded_union(cur.dns_names, new.dns_names, keys.MAX_DNS_NAMES),
+                         labels=labels)
+
+
+def _parse(e: edge_pb2.Edge, now: int) -> _Pending:
+    """Validate one reported edge; raises InvalidEdge with the reason."""
+    key = keys.edge_key(e)
+    first = e.first_seen.seconds * NS_PER_S + e.first_seen.nanos
+    last = e.last_seen.seconds * NS_PER_S + e.last_seen.nanos
+    if not first:  # a sniffer that does not stamp times still reports a real observation
+        first = last or now
+    if not last:
+        last = first
+    if last < first or first < 0:
+        raise InvalidEdge("invalid timestamps: last_seen before first_seen or before 1970")
+    if e.count >= 2**62:
+        raise InvalidEdge(f"count {e.count} out of range")
+    return _Pending(key, keys.endpoint_attrs(e.client), keys.endpoint_attrs(e.server), first, last, e.count or 1)
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    return [f"{a}{_SEP}{b}" for a, b in pairs]
+
+
+def _split(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(tuple(s.split(_SEP, 1)) for s in items)  # type: ignore[misc]
+
+
+class PgEdgeStore:
+    """Edge store in PostgreSQL at `url` (postgresql://...). Thread-safe; close() when done."""
+
+    def __init__(self, url: str, *, pool_size: int = 16, refresh_interval: float = _REFRESH_INTERVAL,
+                 watch_capacity: int = 200_000) -> None:
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
+                                    kwargs={"autocommit": False}, name="netmapper-pg")
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except PoolTimeout as exc:
+            raise OSError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+        self._lock = threading.Lock()  # read model
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._rows: dict[str, PgRow] = {}  # sort_key -> row
+        self._order: list[str] | None = []  # sorted sort keys; None when stale
+        self._cursor = 0  # xid cursor of the last refresh
+        self._generation = -1
+        self._store_id = ""
+        self._endpoint_wire: dict[tuple[keys.EndpointId, EndpointAttrs], bytes] = {}
+        self.changes: ChangeLog[PgRow] = ChangeLog(watch_capacity)
+        self._stop = threading.Event()
+        self._closed = False
+        self._create_schema()
+        self.refresh()
+        self._listener = threading.Thread(target=self._listen_loop, args=(refresh_interval,),
+                                          name="pg-store-listen", daemon=True)
+        self._listener.start()
+
+    # -- setup --
+
+    def _create_schema(self) -> None:
+        with self._pool.connection() as conn:
+            # Replicas start together: one creates the schema, the others wait for it.
+            conn.execute("SELECT pg_advisory_xact_lock(7236152)")
+            conn.execute(_SCHEMA)
+            conn.execute("INSERT INTO nm_meta (id, store_id, generation) VALUES (1, %s, 0) "
+                         "ON CONFLICT (id) DO NOTHING", (uuid.uuid4().hex,))
+
+    # -- ingest --
+
+    def merge(self, edges: Iterable[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
+              lost: Sequence[edge_pb2.LostEvents] = ()) -> MergeResult:
+        """Merge one batch reported by `node` and commit it; returns after COMMIT. A batch with an identity
+        already merged (a resend) changes nothing and returns the first merge's result."""
+        edges = list(edges)
+        if not node:
+            return MergeResult(accepted=0, rejected=len(edges), error="request has no node name" if edges else "")
+        now = time.time_ns()
+        pending: dict[EdgeKey, _Pending] = {}
+        accepted = rejected = 0
+        error = ""
+        for e in edges:
+            try:
+                p = _parse(e, now)
+            except InvalidEdge as exc:
+                rejected += 1
+                error = error or str(exc)
+                continue
+            accepted += 1
+            cur = pending.get(p.key)
+            if cur is None:
+                pending[p.key] = p
+            else:
+                cur.client, cur.server = _merge_attrs(cur.client, p.client), _merge_attrs(cur.server, p.server)
+                cur.first, cur.last, cur.count = min(cur.first, p.first), max(cur.last, p.last), cur.count + p.count
+        result = MergeResult(accepted=accepted, rejected=rejected, error=error)
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                if batch is not None:
+                    row = conn.execute(
+                        "INSERT INTO nm_batches (instance, sequence, accepted, rejected, error) "
+                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                        (batch[0], batch[1], accepted, rejected, error)).fetchone()
+                    if row is None:  # merged before: report what that merge said, change nothing
+                        prev = conn.execute("SELECT accepted, rejected, error FROM nm_batches "
+                                            "WHERE instance = %s AND sequence = %s", batch).fetchone()
+                        assert prev is not None
+                        log.info("batch %s/%d from %s was merged before; not merged again", batch[0], batch[1], node)
+                        return MergeResult(accepted=prev[0], rejected=prev[1], error=prev[2])
+                if pending:
+                    conn.execute(_UPSERT, self._columns(sorted(pending.values(), key=lambda p: keys.sort_key(p.key)),
+                                                        node))
+                if lost:
+                    self._add_lost(conn, lost, now)
+                if pending:
+                    conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return result
+
+    @staticmethod
+    def _columns(rows: Sequence[_Pending], node: str) -> list[list[Any]]:
+        cols: list[list[Any]] = [[] for _ in _COLUMNS]
+        nodes = json.dumps([node])
+        for p in rows:
+            (ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol = p.key
+            c, s = p.client, p.server
+            values = (
+                keys.sort_key(p.key).encode(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
+                c.pod, c.ip, json.dumps(_joined(c.services)), json.dumps(list(c.dns_names)),
+                json.dumps(_joined(c.labels)),
+                s.pod, s.ip, json.dumps(_joined(s.services)), json.dumps(list(s.dns_names)),
+                json.dumps(_joined(s.labels)),
+                p.first, p.last, p.count, nodes,
+            )
+            for col, v in zip(cols, values):
+                col.append(v)
+        return cols
+
+    @staticmethod
+    def _add_lost(conn: psycopg.Connection[Any], lost: Iterable[edge_pb2.LostEvents], now: int) -> None:
+        for ev in lost:
+            if not ev.count:
+                continue
+            first = ev.first.seconds * NS_PER_S + ev.first.nanos or now
+            last = ev.last.seconds * NS_PER_S + ev.last.nanos or first
+            conn.execute(
+                "INSERT INTO nm_lost AS l (source, count, first_ns, last_ns) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (source) DO UPDATE SET count = l.count + EXCLUDED.count, "
+                "first_ns = LEAST(l.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(l.last_ns, EXCLUDED.last_ns)",
+                (int(ev.source), ev.count, first, last))
+
+    def record_lost(self, lost: Iterable[edge_pb2.LostEvents], node: str) -> None:
+        """Add a sniffer's lost-observation report to the shared totals."""
+        lost = list(lost)
+        with self._pool.connection() as conn, conn.transaction():
+            self._add_lost(conn, lost, time.time_ns())
+        for ev in lost:
+            if ev.count:
+                log.warning("node %s lost %d observations (source %d)", node, ev.count, ev.source)
+
+    def lost_totals(self) -> list[edge_pb2.LostEvents]:
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT source, count, first_ns, last_ns FROM nm_lost ORDER BY source").fetchall()
+            conn.commit()
+        out = []
+        for source, count, first, last in rows:
+            ev = edge_pb2.LostEvents(source=source, count=count)
+            ev.first.FromNanoseconds(first)
+            ev.last.FromNanoseconds(last)
+            out.append(ev)
+        return out
+
+    # -- read model --
+
+    def refresh(self) -> int:
+        """Bring this replica's read model up to date with the database; returns rows that changed."""
+        with self._refresh_lock:
+            with self._pool.connection() as conn:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                store_id, generation = conn.execute("SELECT store_id, generation FROM nm_meta").fetchone()  # type: ignore[misc]
+                xmin = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]  # type: ignore[index]
+                reload = generation != self._generation
+                cursor = 0 if reload else self._cursor
+                fetched = conn.execute(_SELECT_ROWS + " WHERE xid >= %s", (cursor,)).fetchall()
+                conn.commit()
+            rows = [self._row(r) for r in fetched]
+            with self._lock:
+                if reload:
+                    if self._generation >= 0:
+                        log.info("edges were forgotten by a replica (generation %d): reloading", generation)
+                    self._rows = {}
+                    self._order = None
+                    self._generation, self._store_id = generation, store_id
+                    self.changes.forget()
+                changed = []
+                for row in rows:
+                    old = self._rows.get(row.sort_key)
+                    if old is not None and old.xid == row.xid:
+                        continue  # read again because its transaction was near the cursor: unchanged
+                    if old is None:
+                        self._order = None
+                    self._rows[row.sort_key] = row
+                    changed.append(row)
+                self._cursor = xmin
+                self.changes.publish(changed, xmin)
+            return len(changed)
+
+    def _row(self, r: tuple[Any, ...]) -> PgRow:
+        (key_b, ck, c1, c2, c3, sk, s1, s2, s3, port, protocol, cpod, cip, csvc, cdns, clabels,
+         spod, sip, ssvc, sdns, slabels, first, last, count, nodes, xid) = r
+        key: EdgeKey = ((ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol)
+        client = EndpointAttrs(cpod, cip, _split(csvc), tuple(cdns), _split(clabels))
+        server = EndpointAttrs(spod, sip, _split(ssvc), tuple(sdns), _split(slabels))
+        edge = edge_pb2.Edge(port=port, protocol=protocol, count=count, reporting_nodes=nodes)
+        edge.client.MergeFromString(self._endpoint_bytes(key[0], client))
+        edge.server.MergeFromString(self._endpoint_bytes(key[1], server))
+        edge.first_seen.FromNanoseconds(first)
+        edge.last_seen.FromNanoseconds(last)
+        return PgRow(key, bytes(key_b).decode(), client, server, first, last, count, xid, edge.SerializeToString())
+
+    def _endpoint_bytes(self, identity: keys.EndpointId, attrs: EndpointAttrs) -> bytes:
+        cache_key = (identity, attrs)
+        wire = self._endpoint_wire.get(cache_key)
+        if wire is None:
+            if len(self._endpoint_wire) > 2 * len(self._rows) + 10_000:
+                self._endpoint_wire.clear()
+            wire = self._endpoint_wire[cache_key] = keys.endpoint_message(identity, attrs).SerializeToString()
+        return wire
+
+    def _sorted_keys(self) -> list[str]:
+        """Caller holds _lock."""
+        if self._order is None:
+            self._order = sorted(self._rows)
+        return self._order
+
+    def _listen_loop(self, interval: float) -> None:
+        """Refresh on every NOTIFY from any replica's commit, and every `interval` seconds regardless."""
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.refresh()  # anything committed while not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=interval, stop_after=1):
+                            pass
+                        # One refresh covers every commit so far, however many notifications arrived.
+                        if not self._stop.is_set():
+                            self.refresh()
+            except psycopg.Error as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("PostgreSQL listener: %s; reconnecting", exc)
+                self._stop.wait(1.0)
+
+    # -- queries --
+
+    def __len__(self) -> int:
+        self.refresh()
+        with self._lock:
+            return len(self._rows)
+
+    def list(self, filters: Sequence[edge_pb2.EdgeFilter] = ()) -> list[edge_pb2.Edge]:
+        return list(mapper_pb2.ListEdgesResponse.FromString(self.list_response_bytes(filters)).edges)
+
+    def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = (), *, page_size: int = 0,
+                            page_token: str = "") -> bytes:
+        """A serialized ListEdgesResponse (one page when page_size > 0); raises InvalidQuery."""
+        compiled = compile_filters(filters)
+        after = decode_page_token(page_token) if page_token else None
+        self.refresh()
+        parts: list[bytes] = []
+        next_token = parts_last = ""
+        with self._lock:
+            order = self._sorted_keys()
+            start = bisect_right(order, after) if after is not None else 0
+            rows = self._rows
+            for i in range(start, len(order)):
+                row = rows[order[i]]
+                if not selects(compiled, row):
+                    continue
+                if page_size and len(parts) == page_size:
+                    next_token = encode_page_token(parts_last)
+                    break
+                parts.append(b"\x0a" + _varint(len(row.wire)) + row.wire)
+                parts_last = row.sort_key
+            token = self._resume_token(self._cursor)
+        tail = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
+                                            resume_token=token)
+        return b"".join(parts) + tail.SerializeToString()
+
+    # -- watch support (mapper/watch.py) --
+
+    def _resume_token(self, cursor: int) -> str:
+        return f"pg1:{self._store_id}:{self._generation}:{cursor}"
+
+    def resume_token(self, cursor: int) -> str:
+        with self._lock:
+            return self._resume_token(cursor)
+
+    def watch_snapshot(self, since: str = "") -> tuple[list[PgRow], Any, int] | None:
+        """Rows for a watcher to start with, the log position to follow from and the cursor they reflect:
+        all rows, or (with a resume token) the rows changed at or after its cursor. None: the token
+        cannot be resumed here (another store or a generation since)."""
+        self.refresh()
+        with self._lock:
+            cursor = 0
+            if since:
+                parts = since.split(":")
+                if len(parts) != 4 or parts[0] != "pg1" or parts[1] != self._store_id \
+                        or parts[2] != str(self._generation) or not parts[3].isdigit():
+                    return None
+                cursor = int(parts[3])
+            rows = [self._rows[k] for k in self._sorted_keys() if self._rows[k].xid >= cursor]
+            return rows, self.changes.position(), self._cursor
+
+    def current(self, row: PgRow) -> PgRow | None:
+        """The row as it is now (a watcher sends current state), None once forgotten."""
+        with self._lock:
+            return self._rows.get(row.sort_key)
+
+    # -- forgetting --
+
+    def reset(self) -> int:
+        with self._pool.connection() as conn, conn.transaction():
+            removed = conn.execute("DELETE FROM nm_edges").rowcount
+            conn.execute("UPDATE nm_meta SET generation = generation + 1")
+            conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        self.refresh()
+        log.info("reset: forgot %d edges", removed)
+        return removed
+
+    def expire(self, older_than: float) -> int:
+        threshold = int(older_than * NS_PER_S)
+        with self._pool.connection() as conn, conn.transaction():
+            removed = conn.execute("DELETE FROM nm_edges WHERE last_ns < %s", (threshold,)).rowcount
+            if removed:
+                conn.execute("UPDATE nm_meta SET generation = generation + 1")
+                conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            # Batch identities outlive every retry long before this; keep the table small.
+            conn.execute("DELETE FROM nm_batches WHERE applied_at < now() - make_interval(secs => %s)",
+                         (BATCH_MEMORY_S,))
+        if removed:
+            self.refresh()
+            log.info("expired %d edges last seen before %.3f", removed, older_than)
+        return removed
+
+    def flush(self) -> int:
+        """Nothing to write: every merge is committed before it returns (kept for the store interface)."""
+        return 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._listener.join(timeout=5)
+        self._pool.close()
+
+    def __enter__(self) -> PgEdgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(unparsable URL)"
+    info.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in sorted(info.items()))
+
+
+__all__ = ["PgEdgeStore", "PgRow", "BatchId", "InvalidQuery"]
