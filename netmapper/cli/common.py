@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import grpc
 
-from mapper.server import client_channel_options
-from netmapper.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
+from netmapper_api.limits import client_channel_options
+from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 DEFAULT_MAPPER = "127.0.0.1:9090"
 

@@ -10,7 +10,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from netmapper.cli.common import add_filter_flags, add_mapper_flag, filters_from, list_edges
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 
 def add_parser(sub: Any) -> None:

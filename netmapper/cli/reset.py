@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from netmapper.cli.common import add_mapper_flag, mapper_stub
-from netmapper.v1 import mapper_pb2
+from netmapper_api.v1 import mapper_pb2
 
 
 def add_parser(sub: Any) -> None:

@@ -24,7 +24,7 @@ from netmapper.cli.edges import render_table
 from netmapper.demo import scenario
 from netmapper.demo.lab import build_lab
 from netmapper.netlab import NetLab
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 from sniffer.snapshot_feed import read_snapshot
 
 log = logging.getLogger(__name__)

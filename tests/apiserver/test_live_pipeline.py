@@ -22,7 +22,7 @@ from mapper.crd_schema import ClientIntentsValidator
 from netmapper.cli.common import CliError, list_edges
 from netmapper.demo.run import free_port
 from netmapper.netlab import Host, NetLab
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 from sniffer.cgroups import find_cgroup2_root
 
 from .cluster import ApiServerCluster

@@ -22,7 +22,7 @@ from mapper.export import (
     write_intents,
 )
 from mapper_testing import edge, internet, node, service, unresolved, workload
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 
 def valid(validator: ClientIntentsValidator, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
