@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netmapper.cli.common import add_mapper_flag, mapper_stub
+from netmapper.cli.common import add_mapper_flag
+from netmapper.client import mapper_stub
 from netmapper_api.v1 import mapper_pb2
 
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from netmapper_api import keys
 from netmapper_api.keys import InvalidEdge
-from mapper_testing import edge, internet, node, service, unresolved, workload
+from edge_testing import edge, internet, node, service, unresolved, workload
 from netmapper_api.v1 import edge_pb2
 
 

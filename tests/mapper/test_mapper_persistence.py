@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from mapper.store import EdgeStore
-from mapper_testing import T0, edge, internet, summary, workload
+from edge_testing import T0, edge, internet, summary, workload
 
 
 def _edges() -> list:

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mapper.server import MapperServer, serve
 from netmapper_api.limits import client_channel_options
-from mapper_testing import edge, internet, summary, workload
+from edge_testing import edge, internet, summary, workload
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 TIMEOUT = 10.0

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from netmapper_api import keys
 from mapper.store import EdgeStore
-from mapper_testing import T0, edge, internet, node, service, summary, unresolved, workload
+from edge_testing import T0, edge, internet, node, service, summary, unresolved, workload
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mapper.crd_schema import ClientIntentsValidator
-from mapper.export import (
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.intents.export import (
     ExportOptions,
     build_client_intents,
     export_intents,
@@ -21,7 +21,7 @@ from mapper.export import (
     unexportable,
     write_intents,
 )
-from mapper_testing import edge, internet, node, service, unresolved, workload
+from edge_testing import edge, internet, node, service, unresolved, workload
 from netmapper_api.v1 import edge_pb2
 
 
