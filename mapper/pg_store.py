@@ -37,16 +37,18 @@ from typing import Any, Final
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mapper import keys
 from mapper.edge_changes import ChangeLog
-from mapper.edge_query import InvalidQuery, compile_filters, decode_page_token, encode_page_token, selects
-from mapper.keys import EdgeKey, EndpointAttrs, InvalidEdge
-from mapper.store import MAX_REPORTING_NODES, MergeResult
-from netmapper.v1 import edge_pb2, mapper_pb2
+from mapper.filters import InvalidQuery, compile_filters, selects
+from mapper.paging import decode_page_token, encode_page_token
+from mapper.record import MAX_REPORTING_NODES
+from mapper.store import MergeResult
+from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, varint
+from netmapper_api import keys
+from netmapper_api.keys import EdgeKey, EndpointAttrs, InvalidEdge
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
 
-NS_PER_S: Final[int] = 1_000_000_000
 CHANNEL: Final[str] = "netmapper_edges"
 # An identity (instance, sequence) is remembered this long: far longer than any sniffer retries a batch.
 BATCH_MEMORY_S: Final[int] = 24 * 3600
@@ -450,7 +452,7 @@ class PgEdgeStore:
                 if page_size and len(parts) == page_size:
                     next_token = encode_page_token(parts_last)
                     break
-                parts.append(b"\x0a" + _varint(len(row.wire)) + row.wire)
+                parts.append(TAG_RESPONSE_EDGE + varint(len(row.wire)) + row.wire)
                 parts_last = row.sort_key
             token = self._resume_token(self._cursor)
         tail = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
@@ -530,15 +532,6 @@ class PgEdgeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _redact(url: str) -> str:

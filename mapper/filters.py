@@ -1,24 +1,20 @@
-"""Queries over merged edges, shared by every store: EdgeFilter matching and page tokens. Pure, no I/O.
+"""ListEdges/WatchEdges filters: which merged edges a query asks for. Pure, no I/O.
 
-A store keeps its edges as rows with an identity key and merged attributes (the Row protocol); this module
-says which rows a list of EdgeFilters selects (edge.proto: fields in one filter AND, filters OR, an unset
-field matches all) and how a page token encodes the cursor of a paged ListEdges (the sort key of the last
-edge returned: keyset paging, so concurrent writes never shift a page).
+Every store (SQLite EdgeStore, PgEdgeStore) keeps its edges as rows with an identity key and merged
+attributes (the Row protocol); this module says which rows a list of EdgeFilters selects (edge.proto:
+fields in one filter AND, filters OR, an unset field matches all).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from mapper import keys
-from mapper.keys import EdgeKey, EndpointAttrs, EndpointId
-from netmapper.v1 import edge_pb2
+from netmapper_api import keys
+from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId
+from netmapper_api.v1 import edge_pb2
 
 NS_PER_S: Final[int] = 1_000_000_000
-_PAGE_TOKEN_PREFIX: Final[bytes] = b"k1:"
 
 
 class Row(Protocol):
@@ -133,19 +129,3 @@ def compile_filters(filters: Sequence[edge_pb2.EdgeFilter]) -> list[CompiledFilt
 def selects(compiled: Sequence[CompiledFilter], row: Row) -> bool:
     """True when no filters are given or any of them matches."""
     return not compiled or any(f.matches(row) for f in compiled)
-
-
-def encode_page_token(sort_key: str) -> str:
-    """The token of the page that starts after the edge whose keys.sort_key is `sort_key`."""
-    return base64.urlsafe_b64encode(_PAGE_TOKEN_PREFIX + sort_key.encode()).decode()
-
-
-def decode_page_token(token: str) -> str:
-    """The sort key a page token continues after; raises InvalidQuery for a token this mapper did not make."""
-    try:
-        raw = base64.urlsafe_b64decode(token.encode())
-        if not raw.startswith(_PAGE_TOKEN_PREFIX):
-            raise ValueError("unknown prefix")
-        return raw[len(_PAGE_TOKEN_PREFIX):].decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidQuery("page_token is not one this mapper issued") from None
