@@ -37,7 +37,7 @@ from typing import Any, Final
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mapper.edge_changes import ChangeLog
+from mapper.edge_changes import ChangeLog, LogPosition
 from mapper.filters import InvalidQuery, compile_filters, selects
 from mapper.paging import decode_page_token, encode_page_token
 from mapper.record import MAX_REPORTING_NODES
@@ -468,7 +468,7 @@ class PgEdgeStore:
         with self._lock:
             return self._resume_token(cursor)
 
-    def watch_snapshot(self, since: str = "") -> tuple[list[PgRow], Any, int] | None:
+    def watch_snapshot(self, since: str = "") -> tuple[list[PgRow], LogPosition, int] | None:
         """Rows for a watcher to start with, the log position to follow from and the cursor they reflect:
         all rows, or (with a resume token) the rows changed at or after its cursor. None: the token
         cannot be resumed here (another store or a generation since)."""
@@ -484,10 +484,15 @@ class PgEdgeStore:
             rows = [self._rows[k] for k in self._sorted_keys() if self._rows[k].xid >= cursor]
             return rows, self.changes.position(), self._cursor
 
-    def current(self, row: PgRow) -> PgRow | None:
-        """The row as it is now (a watcher sends current state), None once forgotten."""
+    def edge_wire(self, rows: Sequence[PgRow]) -> list[tuple[PgRow, bytes]]:
+        """The current serialized Edge of each row still present (a watcher sends state, not history)."""
         with self._lock:
-            return self._rows.get(row.sort_key)
+            out = []
+            for row in rows:
+                now = self._rows.get(row.sort_key)
+                if now is not None:
+                    out.append((now, now.wire))
+            return out
 
     # -- forgetting --
 

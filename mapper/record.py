@@ -22,7 +22,7 @@ class EdgeRecord:
 
     __slots__ = (
         "key", "first", "last", "count", "nodes", "client", "server",
-        "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key",
+        "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key", "version",
     )
 
     def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
@@ -44,6 +44,7 @@ class EdgeRecord:
         self.wire: bytes | None = None
         self.row_id = 0  # sqlite row, 0 without a file
         self.alive = True  # False once reset/expired: sorting and a retried flush skip it
+        self.version = 0  # the store's change counter at this record's last change (WatchEdges resume)
 
 
 def _smallest(cur: str, new: str) -> str:

@@ -5,24 +5,34 @@ sized for `max_streams` sniffers plus room for queries; a sniffer beyond `max_st
 RESOURCE_EXHAUSTED instead of silently starving ListEdges. A bad batch is answered in its ack
 (rejected count and the first reason) and the stream goes on; nothing a sniffer sends ends it.
 
-ListEdges responses are assembled by the store as serialized bytes (see store.py), so the handler is
-registered by hand with a pass-through serializer; the wire format is exactly ListEdgesResponse and
-the generated MapperStub reads it unchanged.
+ListEdges responses and WatchEdges messages are assembled by the store as serialized bytes (see
+store.py, watch.py), so those handlers are registered by hand with a pass-through serializer; the wire
+format is exactly ListEdgesResponse / WatchEdgesResponse and the generated MapperStub reads it unchanged.
+Each WatchEdges stream holds a worker thread too: at most `max_watchers` run at once.
+
+gRPC server reflection is on, so grpcurl and other stock clients list and call the API without the
+.proto files. With `metrics` the handlers count what they do (mapper/metrics.py).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
-from mapper.store import EdgeStore, MergeResult
+from mapper.filters import InvalidQuery
+from mapper.metrics import MapperMetrics
+from mapper.store import MergeResult
+from mapper.stores import Store, open_store
+from mapper.watch import watch
+from mapper.wire import NS_PER_S
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
 from netmapper_api.v1 import mapper_pb2
 
@@ -37,13 +47,18 @@ def _identity(data: bytes) -> bytes:
 
 
 class _MapperService:
-    """Handlers of netmapper.v1.Mapper over one EdgeStore."""
+    """Handlers of netmapper.v1.Mapper over one store."""
 
-    def __init__(self, store: EdgeStore, max_streams: int) -> None:
+    def __init__(self, store: Store, max_streams: int, max_watchers: int, metrics: MapperMetrics | None,
+                 stopping: threading.Event) -> None:
         self._store = store
         self._max_streams = max_streams
+        self._max_watchers = max_watchers
+        self._metrics = metrics
+        self._stopping = stopping
         self._streams_lock = threading.Lock()
         self._streams = 0
+        self._watchers = 0
 
     def report_edges(
         self, requests: Iterator[mapper_pb2.ReportEdgesRequest], context: grpc.ServicerContext
@@ -52,6 +67,8 @@ class _MapperService:
             if self._streams >= self._max_streams:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mapper serves at most {self._max_streams} streams")
             self._streams += 1
+        if self._metrics is not None:
+            self._metrics.streams_open.inc()
         peer = context.peer()
         node = ""
         batches = accepted = rejected = 0
@@ -61,6 +78,7 @@ class _MapperService:
             for req in requests:
                 if req.node and req.node != node:
                     node = req.node
+                started = time.perf_counter()
                 try:
                     result = self._store.merge(req.edges, node=req.node)
                     if len(req.lost):
@@ -68,6 +86,8 @@ class _MapperService:
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node, peer)
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
+                if self._metrics is not None:
+                    self._count_batch(req, result, time.perf_counter() - started)
                 batches += 1
                 accepted += result.accepted
                 rejected += result.rejected
@@ -83,17 +103,61 @@ class _MapperService:
         finally:
             with self._streams_lock:
                 self._streams -= 1
+            if self._metrics is not None:
+                self._metrics.streams_open.dec()
             log.info(
                 "report stream from node %s (%s) closed: %d batches, %d edges accepted, %d rejected",
                 node or "?", peer, batches, accepted, rejected,
             )
 
+    def _count_batch(self, req: mapper_pb2.ReportEdgesRequest, result: MergeResult, seconds: float) -> None:
+        assert self._metrics is not None
+        newest = max((e.last_seen.seconds * NS_PER_S + e.last_seen.nanos for e in req.edges), default=0)
+        self._metrics.batch(req.node, len(req.edges), result.accepted, result.rejected, result.error, newest, seconds)
+        if len(req.lost):
+            self._metrics.lost_events(list(req.lost))
+
     def list_edges(self, request: mapper_pb2.ListEdgesRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
-        response = self._store.list_response_bytes(request.filters)
+        try:
+            response = self._store.list_response_bytes(request.filters, page_size=request.page_size,
+                                                       page_token=request.page_token)
+        except InvalidQuery as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         log.debug("ListEdges (%d filters): %d bytes in %.3f s", len(request.filters), len(response),
                   time.perf_counter() - started)
         return response
+
+    def watch_edges(self, request: mapper_pb2.WatchEdgesRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
+        with self._streams_lock:
+            if self._watchers >= self._max_watchers:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mapper serves at most {self._max_watchers} watchers")
+            self._watchers += 1
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.watchers_open.inc()
+
+        def lagged(count: int) -> None:
+            log.warning("watcher %s fell behind by %d changes; resyncing it", context.peer(), count)
+            if metrics is not None:
+                metrics.lost.labels("watcher_lagged").inc(count)
+
+        try:
+            stream = watch(self._store, request, lambda: context.is_active() and not self._stopping.is_set(),
+                           on_lost=lagged)
+            try:
+                first = next(stream)
+            except InvalidQuery as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except StopIteration:
+                return
+            yield first
+            yield from stream
+        finally:
+            with self._streams_lock:
+                self._watchers -= 1
+            if metrics is not None:
+                metrics.watchers_open.dec()
 
     def reset_edges(
         self, request: mapper_pb2.ResetEdgesRequest, context: grpc.ServicerContext
@@ -116,6 +180,11 @@ class _MapperService:
                     request_deserializer=mapper_pb2.ListEdgesRequest.FromString,
                     response_serializer=_identity,  # already a serialized ListEdgesResponse
                 ),
+                "WatchEdges": grpc.unary_stream_rpc_method_handler(
+                    self.watch_edges,
+                    request_deserializer=mapper_pb2.WatchEdgesRequest.FromString,
+                    response_serializer=_identity,  # already serialized WatchEdgesResponse messages
+                ),
                 "ResetEdges": grpc.unary_unary_rpc_method_handler(
                     self.reset_edges,
                     request_deserializer=mapper_pb2.ResetEdgesRequest.FromString,
@@ -128,13 +197,16 @@ class _MapperService:
 class MapperServer:
     """A running mapper: gRPC server, health service and store. stop() shuts all three down."""
 
-    def __init__(self, server: grpc.Server, store: EdgeStore, health_servicer: health.HealthServicer,
-                 host: str, port: int) -> None:
+    def __init__(self, server: grpc.Server, store: Store, health_servicer: health.HealthServicer,
+                 host: str, port: int, stopping: threading.Event) -> None:
         self.store = store
         self.host = host
         self.port = port  # the bound port (useful with listen "127.0.0.1:0")
+        self.metrics_port = 0  # the bound metrics port, when metrics are served
         self._server = server
         self._health = health_servicer
+        self._stopping = stopping
+        self._stop_metrics: Callable[[], None] | None = None
         self._stopped = False
 
     @property
@@ -148,9 +220,12 @@ class MapperServer:
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()  # watchers end their streams
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
         self.store.close()
+        if self._stop_metrics is not None:
+            self._stop_metrics()
         log.info("mapper on %s stopped", self.address)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -169,17 +244,29 @@ def serve(
     db: str | Path | None = None,
     *,
     max_streams: int = 128,
+    max_watchers: int = 32,
     credentials: grpc.ServerCredentials | None = None,
     flush_interval: float = 1.0,
+    metrics_listen: str | None = None,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
-    running. `db` is an optional sqlite file that keeps the edges across restarts. With
-    `credentials` the port is TLS (grpc.ssl_server_credentials); otherwise plaintext."""
-    store = EdgeStore(db, flush_interval=flush_interval)
+    running. `db`: a SQLite file that keeps the edges across restarts, a postgresql:// URL (replicas
+    share it), or None (memory only). With `credentials` the port is TLS (grpc.ssl_server_credentials);
+    otherwise plaintext. With `metrics_listen` ("host:port") Prometheus metrics are served at /metrics."""
+    store = open_store(db, flush_interval=flush_interval)
+    stop_metrics: Callable[[], None] | None = None
+    metrics_port = 0
     try:
-        service = _MapperService(store, max_streams)
+        metrics = None
+        if metrics_listen is not None:
+            metrics = MapperMetrics()
+            metrics.track_store_size(store.__len__)
+            _, metrics_port, stop_metrics = metrics.serve(metrics_listen)
+        stopping = threading.Event()
+        service = _MapperService(store, max_streams, max_watchers, metrics, stopping)
+        workers = max_streams + max_watchers + _QUERY_WORKERS
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_streams + _QUERY_WORKERS, thread_name_prefix="mapper-rpc"),
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mapper-rpc"),
             handlers=[service.handler()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -191,10 +278,13 @@ def serve(
                 # "successfully" and take half of the sniffers' streams. Fail to bind instead.
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=max_streams + _QUERY_WORKERS,
+            maximum_concurrent_rpcs=workers,
         )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (mapper_pb2.DESCRIPTOR.services_by_name["Mapper"].full_name, health.SERVICE_NAME,
+             reflection.SERVICE_NAME), server)
         try:
             if credentials is None:
                 port = server.add_insecure_port(listen)
@@ -207,9 +297,21 @@ def serve(
         server.start()
     except BaseException:
         store.close()
+        if stop_metrics is not None:
+            stop_metrics()
         raise
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
-    log.info("mapper listening on %s (port %d), store %s", listen, port, db or "in memory")
-    return MapperServer(server, store, health_servicer, host, port)
+    log.info("mapper listening on %s (port %d), store %s", listen, port, _describe_db(db))
+    running = MapperServer(server, store, health_servicer, host, port, stopping)
+    running.metrics_port = metrics_port
+    running._stop_metrics = stop_metrics
+    return running
+
+
+def _describe_db(db: str | Path | None) -> str:
+    if db is None:
+        return "in memory"
+    text = str(db)
+    return text.split("@", 1)[-1] if "://" in text else text  # no credentials in logs

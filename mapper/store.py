@@ -29,6 +29,8 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,9 @@ from typing import Final
 
 from google.protobuf.message import DecodeError
 
-from mapper.filters import compile_filters
+from mapper.edge_changes import ChangeLog, LogPosition
+from mapper.filters import compile_filters, selects
+from mapper.paging import decode_page_token, encode_page_token
 from mapper.persistence import EdgeFile, WriteBehind, extra_json, services_from_extra
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, timestamp, varint
@@ -79,6 +83,11 @@ class EdgeStore:
         self._dirty: set[EdgeRecord] | None = None
         self._flusher: WriteBehind | None = None
         self._closed = False
+        # WatchEdges: every merge stamps the records it changed with _version and publishes them.
+        self._version = 1
+        self._generation = 0
+        self._store_id = uuid.uuid4().hex  # resume tokens of another store (or run) are not resumable here
+        self.changes: ChangeLog[EdgeRecord] = ChangeLog()
         if db_path is not None:
             self._open_db(Path(db_path), flush_interval)
 
@@ -93,10 +102,12 @@ class EdgeStore:
         accepted = rejected = 0
         error = ""
         valid_protocols = keys.VALID_PROTOCOLS
+        changed: list[EdgeRecord] = []
         with self._lock:
             endpoints = self._endpoints
             records = self._records
             dirty = self._dirty
+            version = self._version
             for e in edges:
                 port = e.port
                 protocol = e.protocol
@@ -152,9 +163,14 @@ class EdgeStore:
                     rec.nodes = keys.bounded_union(rec.nodes, (node,), MAX_REPORTING_NODES)
                     rec.tail = None
                 rec.wire = None
+                rec.version = version
+                changed.append(rec)
                 if dirty is not None:
                     dirty.add(rec)
                 accepted += 1
+            if changed:
+                self._version = version + 1
+                self.changes.publish(changed, self._version)
         return MergeResult(accepted=accepted, rejected=rejected, error=error)
 
     def _resolve(self, ep: edge_pb2.Endpoint, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
@@ -225,20 +241,70 @@ class EdgeStore:
         the filters OR, no filters means all (edge.proto EdgeFilter)."""
         return list(mapper_pb2.ListEdgesResponse.FromString(self.list_response_bytes(filters)).edges)
 
-    def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = ()) -> bytes:
-        """A serialized ListEdgesResponse for `filters`, with the lost totals: the server sends it as is."""
+    def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = (), *, page_size: int = 0,
+                            page_token: str = "") -> bytes:
+        """A serialized ListEdgesResponse for `filters` (one page of at most page_size edges when set),
+        with the lost totals: the server sends it as is. Raises filters.InvalidQuery."""
         compiled = compile_filters(filters)
+        after = decode_page_token(page_token) if page_token else None
         parts: list[bytes] = []
+        next_token = last_key = ""
         with self._lock:
-            for rec in self._sorted_records():
-                if compiled and not any(f.matches(rec) for f in compiled):
+            order = self._sorted_records()
+            start = bisect_right(order, after, key=record_sort_key) if after is not None else 0
+            for i in range(start, len(order)):
+                rec = order[i]
+                if compiled and not selects(compiled, rec):
                     continue
+                if page_size and len(parts) == page_size:
+                    next_token = encode_page_token(last_key)
+                    break
                 wire = rec.wire
                 if wire is None:
                     wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
                 parts.append(TAG_RESPONSE_EDGE + varint(len(wire)) + wire)
-        lost = mapper_pb2.ListEdgesResponse(lost=self.lost_totals()).SerializeToString()
-        return b"".join(parts) + lost
+                last_key = rec.sort_key
+            token = self._resume_token(self._version)
+        tail = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
+                                            resume_token=token).SerializeToString()
+        return b"".join(parts) + tail
+
+    # -- watch support (mapper/watch.py) --
+
+    def _resume_token(self, cursor: int) -> str:
+        return f"mem1:{self._store_id}:{self._generation}:{cursor}"
+
+    def resume_token(self, cursor: int) -> str:
+        with self._lock:
+            return self._resume_token(cursor)
+
+    def watch_snapshot(self, since: str = "") -> tuple[list[EdgeRecord], LogPosition, int] | None:
+        """Records for a watcher to start with (all, or with a resume token those changed at or after
+        its cursor), the change-log position to follow from, and the cursor they reflect. None: the
+        token cannot be resumed here (another store, a restart, or a reset since)."""
+        with self._lock:
+            cursor = 0
+            if since:
+                parts = since.split(":")
+                if len(parts) != 4 or parts[0] != "mem1" or parts[1] != self._store_id \
+                        or parts[2] != str(self._generation) or not parts[3].isdigit():
+                    return None
+                cursor = int(parts[3])
+            rows = [rec for rec in self._sorted_records() if rec.version >= cursor]
+            return rows, self.changes.position(), self._version
+
+    def edge_wire(self, rows: Sequence[EdgeRecord]) -> list[tuple[EdgeRecord, bytes]]:
+        """The current serialized Edge of each row still alive (a watcher sends state, not history)."""
+        out = []
+        with self._lock:
+            for rec in rows:
+                if not rec.alive:
+                    continue
+                wire = rec.wire
+                if wire is None:
+                    wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
+                out.append((rec, wire))
+        return out
 
     def _sorted_records(self) -> list[EdgeRecord]:
         if self._unsorted:
@@ -265,6 +331,7 @@ class EdgeStore:
                 self._encoder.clear()
                 if self._dirty is not None:
                     self._dirty.clear()
+                self._forget_watchers()
             if self._db is not None:
                 self._db.delete_all()
         log.info("reset: forgot %d edges", removed)
@@ -284,12 +351,18 @@ class EdgeStore:
                 if stale:
                     self._order = [rec for rec in self._order if rec.alive]
                     self._unsorted = [rec for rec in self._unsorted if rec.alive]
+                    self._forget_watchers()
                 rows = [rec.row_id for rec in stale if rec.row_id]
             if self._db is not None and rows:
                 self._db.delete(rows)
         if stale:
             log.info("expired %d edges last seen before %.3f", len(stale), older_than)
         return len(stale)
+
+    def _forget_watchers(self) -> None:
+        """Caller holds _lock: edges were forgotten, so watchers resync and old resume tokens are void."""
+        self._generation += 1
+        self.changes.forget()
 
     # -- durability --
 
