@@ -208,9 +208,11 @@ class PgEdgeStore:
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     kwargs={"autocommit": False}, name="netmapper-pg")
         try:
-            self._pool.open(wait=True, timeout=30)
-        except PoolTimeout as exc:
-            raise OSError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+            self._pool.open(wait=True, timeout=15)
+            self._create_schema()
+        except (PoolTimeout, psycopg.Error) as exc:
+            self._pool.close()
+            raise OSError(f"cannot use PostgreSQL at {_redact(url)}: {exc}") from exc
         self._lock = threading.Lock()  # read model
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._rows: dict[str, PgRow] = {}  # sort_key -> row
@@ -222,7 +224,6 @@ class PgEdgeStore:
         self.changes: ChangeLog[PgRow] = ChangeLog(watch_capacity)
         self._stop = threading.Event()
         self._closed = False
-        self._create_schema()
         self.refresh()
         self._listener = threading.Thread(target=self._listen_loop, args=(refresh_interval,),
                                           name="pg-store-listen", daemon=True)

@@ -38,7 +38,7 @@ from typing import Final
 
 from google.protobuf.message import DecodeError
 
-from mapper.edge_changes import ChangeLog, LogPosition
+from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
 from mapper.filters import compile_filters, selects
 from mapper.paging import decode_page_token, encode_page_token
 from mapper.persistence import EdgeFile, WriteBehind, extra_json, services_from_extra
@@ -67,7 +67,8 @@ class MergeResult:
 class EdgeStore:
     """Thread-safe merged edge set. Use as a context manager or call close() to flush a sqlite file."""
 
-    def __init__(self, db_path: str | Path | None = None, *, flush_interval: float = 1.0) -> None:
+    def __init__(self, db_path: str | Path | None = None, *, flush_interval: float = 1.0,
+                 watch_capacity: int = DEFAULT_CAPACITY) -> None:
         self._lock = threading.Lock()
         self._records: dict[EdgeKey, EdgeRecord] = {}
         self._endpoints: dict[bytes, tuple[EndpointId, EndpointAttrs]] = {}
@@ -87,7 +88,7 @@ class EdgeStore:
         self._version = 1
         self._generation = 0
         self._store_id = uuid.uuid4().hex  # resume tokens of another store (or run) are not resumable here
-        self.changes: ChangeLog[EdgeRecord] = ChangeLog()
+        self.changes: ChangeLog[EdgeRecord] = ChangeLog(watch_capacity)
         if db_path is not None:
             self._open_db(Path(db_path), flush_interval)
 

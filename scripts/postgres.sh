@@ -4,7 +4,8 @@
 #   scripts/postgres.sh install          install the server binaries (idempotent; starts nothing)
 #   scripts/postgres.sh start DIR PORT   initdb DIR (once) and start a server on 127.0.0.1:PORT, socket in DIR;
 #                                        prints the connection URL (database "netmapper", user "nm", trust auth)
-#   scripts/postgres.sh stop DIR         stop the server of DIR (fast shutdown)
+#   scripts/postgres.sh stop DIR [MODE]  stop the server of DIR (MODE: fast, the default, or immediate for a
+#                                        throwaway test server)
 #
 # The server refuses to run as root, so it runs as the `postgres` user the package creates, and DIR belongs to
 # it. Trust authentication on loopback only: a test and bench server, never a production setup
@@ -52,14 +53,14 @@ start() {
 }
 
 stop() {
-  local dir=$1
+  local dir=$1 mode=${2:-fast}
   [ -f "$dir/postmaster.pid" ] || return 0
-  as_postgres "$PGBIN/pg_ctl" -D "$dir" -m fast -w -t 30 stop >/dev/null
+  as_postgres "$PGBIN/pg_ctl" -D "$dir" -m "$mode" -w -t 30 stop >/dev/null
 }
 
 case "${1:-install}" in
   install) install ;;
   start) [ $# = 3 ] || die "usage: $0 start DIR PORT"; start "$2" "$3" ;;
-  stop) [ $# = 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
+  stop) [ $# -ge 2 ] || die "usage: $0 stop DIR [fast|immediate]"; stop "$2" "${3:-fast}" ;;
   *) die "unknown command ${1}; use install, start DIR PORT or stop DIR" ;;
 esac

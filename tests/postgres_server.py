@@ -62,7 +62,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self._started:
-            subprocess.run(["bash", str(SCRIPT), "stop", str(self.data_dir)], capture_output=True, timeout=60,
+            # immediate: the data is thrown away, no checkpoint needed
+            subprocess.run(["bash", str(SCRIPT), "stop", str(self.data_dir), "immediate"], capture_output=True, timeout=60,
                            check=False)
             self._started = False
         shutil.rmtree(self._tmp, ignore_errors=True)

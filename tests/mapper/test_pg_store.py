@@ -1,0 +1,195 @@
+"""PgEdgeStore against a real PostgreSQL server (tests/postgres_server.py): the SQLite store's merge rules,
+durable acknowledgements, idempotent batches, and several replicas sharing one database."""
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from edge_testing import T0, edge, internet, node, service, summary, unresolved, workload
+from mapper.pg_store import PgEdgeStore
+from mapper.store import EdgeStore
+from mapper.watch import watch
+from netmapper_api.v1 import edge_pb2, mapper_pb2
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[PgEdgeStore]:
+    store = PgEdgeStore(pg_url)
+    yield store
+    store.close()
+
+
+def _labelled(ep: edge_pb2.Endpoint, **labels: str) -> edge_pb2.Endpoint:
+    ep.labels.update(labels)
+    return ep
+
+
+def _batches() -> list[tuple[str, list[edge_pb2.Edge]]]:
+    """Reports from three nodes that overlap: the same keys with different pods, IPs, Services, names."""
+    rnd = random.Random(7)
+    out = []
+    for i in range(12):
+        node_name = f"node-{i % 3}"
+        batch = [
+            edge(_labelled(workload("frontend", pod=f"frontend-{rnd.randint(1, 4)}", ip=f"10.0.0.{rnd.randint(1, 9)}"),
+                           app="frontend", pod=str(rnd.randint(1, 4))),
+                 workload("cart", service=(f"cart-{rnd.randint(1, 3)}", "shop"), pod="cart-0"), 8080,
+                 first=T0 + rnd.randint(0, 100), last=T0 + 200 + rnd.randint(0, 100), count=rnd.randint(1, 5)),
+            edge(workload("cart"), workload("redis", kind="StatefulSet"), 6379, first=T0 + i, last=T0 + i),
+            edge(workload("frontend"), internet("93.184.216.34", f"name-{rnd.randint(1, 20)}.example.com"), 443),
+            edge(workload("reporter", "ops"), service("kubernetes", "default"), 443, count=2),
+            edge(node("node-1"), workload("cart"), 8080),
+            edge(unresolved("10.244.9.9"), workload("cart"), 8080 + i % 2),
+        ]
+        out.append((node_name, batch))
+    return out
+
+
+def test_merge_gives_the_same_edges_as_the_sqlite_store(pg: PgEdgeStore) -> None:
+    sqlite = EdgeStore()
+    for node_name, batch in _batches():
+        assert pg.merge(batch, node_name) == sqlite.merge(batch, node_name)
+    want = sqlite.list()
+    got = pg.list()
+    assert [summary(e) for e in got] == [summary(e) for e in want]
+    assert got == want  # counts, times, nodes, example pod with its labels, bounded unions: all equal
+    assert len(want) == 7
+
+
+def test_invalid_edges_are_rejected_with_a_reason_and_the_rest_merged(pg: PgEdgeStore) -> None:
+    bad = edge(workload("a"), workload("b"), 8080)
+    bad.port = 70000
+    result = pg.merge([bad, edge(workload("a"), workload("b"), 80)], "n")
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert "port" in result.error
+    assert [summary(e) for e in pg.list()] == [("a.shop", "b.shop", 80)]
+
+
+def test_an_acknowledged_batch_is_committed(pg_url: str) -> None:
+    store = PgEdgeStore(pg_url)
+    store.merge([edge(workload("a"), workload("b"), count=4)], "n")
+    # Another connection, before this store does anything else: the row is already there.
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count FROM nm_edges").fetchall() == [(4,)]
+    store.close()
+    with PgEdgeStore(pg_url) as again:
+        assert [e.count for e in again.list()] == [4]
+
+
+def test_a_resent_batch_is_merged_once(pg: PgEdgeStore, pg_url: str) -> None:
+    batch = [edge(workload("a"), workload("b"), count=3), edge(workload("a"), workload("c"), count=1)]
+    first = pg.merge(batch, "n", batch=("sniffer-1", 7))
+    again = pg.merge(batch, "n", batch=("sniffer-1", 7))
+    assert again == first
+    with PgEdgeStore(pg_url) as other_replica:  # the resend may land on another replica
+        assert other_replica.merge(batch, "n", batch=("sniffer-1", 7)) == first
+    pg.merge(batch, "n", batch=("sniffer-1", 8))  # the next batch counts
+    pg.merge(batch, "n", batch=("sniffer-2", 7))  # and so does another sniffer's
+    assert [e.count for e in pg.list()] == [9, 3]
+
+
+def test_lost_events_are_shared_totals(pg: PgEdgeStore, pg_url: str) -> None:
+    lost = edge_pb2.LostEvents(source=edge_pb2.LOST_SOURCE_RING_BUFFER, count=5)
+    lost.first.FromSeconds(T0)
+    lost.last.FromSeconds(T0 + 10)
+    pg.record_lost([lost], "n1")
+    with PgEdgeStore(pg_url) as other:
+        other.record_lost([lost], "n2")
+        totals = other.lost_totals()
+    assert [(t.source, t.count, t.first.seconds, t.last.seconds) for t in pg.lost_totals()] == [
+        (edge_pb2.LOST_SOURCE_RING_BUFFER, 10, T0, T0 + 10)]
+    assert totals == pg.lost_totals()
+
+
+def test_two_replicas_merging_concurrently_count_every_observation(pg_url: str) -> None:
+    a, b = PgEdgeStore(pg_url), PgEdgeStore(pg_url)
+    try:
+        keys_ = [edge(workload(f"c{i % 5}"), workload(f"s{i % 7}"), 8000 + i % 3) for i in range(60)]
+        errors: list[BaseException] = []
+
+        def report(store: PgEdgeStore, node_name: str, seed: int) -> None:
+            rnd = random.Random(seed)
+            try:
+                for _ in range(15):
+                    batch = list(keys_)
+                    rnd.shuffle(batch)  # overlapping keys in different orders: must not deadlock
+                    result = store.merge(batch, node_name)
+                    assert result.rejected == 0
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=report, args=(store, f"n{i}", i))
+                   for i, store in enumerate((a, b, a, b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        got_a, got_b = a.list(), b.list()
+        assert got_a == got_b
+        distinct = {summary(e) for e in keys_}
+        per_key = {k: sum(1 for e in keys_ if summary(e) == k) for k in distinct}
+        assert {summary(e): e.count for e in got_a} == {k: n * 15 * 4 for k, n in per_key.items()}
+        assert {tuple(e.reporting_nodes) for e in got_a} == {("n0", "n1", "n2", "n3")}
+    finally:
+        a.close()
+        b.close()
+
+
+def _next_event(stream: Iterator[bytes]) -> mapper_pb2.WatchEdgesResponse:
+    return mapper_pb2.WatchEdgesResponse.FromString(next(stream))
+
+
+def test_a_watcher_on_one_replica_sees_edges_merged_on_another(pg_url: str) -> None:
+    a, b = PgEdgeStore(pg_url), PgEdgeStore(pg_url)
+    try:
+        a.merge([edge(workload("a"), workload("b"))], "n")
+        # Bounded: the stream ends after this many polls of at most 1 s without news.
+        polls = iter(range(30))
+        stream = watch(b, mapper_pb2.WatchEdgesRequest(), lambda: next(polls, None) is not None)
+        first = _next_event(stream)
+        assert summary(first.edge) == ("a.shop", "b.shop", 8080)
+        synced = _next_event(stream)
+        assert synced.synced.edges == 1 and synced.resume_token
+        a.merge([edge(workload("a"), workload("c"), count=2)], "n")
+        change = _next_event(stream)
+        assert summary(change.edge) == ("a.shop", "c.shop", 8080) and change.edge.count == 2
+        # Resuming on the other replica from the synced token replays only what changed after it.
+        resumed = watch(a, mapper_pb2.WatchEdgesRequest(resume_token=synced.resume_token), lambda: True)
+        assert summary(_next_event(resumed).edge) == ("a.shop", "c.shop", 8080)
+        assert _next_event(resumed).synced.edges == 1
+        # A reset on one replica reaches the other replica's watcher as forgotten, then the (empty) set.
+        a.reset()
+        assert _next_event(stream).HasField("forgotten")
+        assert _next_event(stream).synced.edges == 0
+        assert b.list() == []
+    finally:
+        a.close()
+        b.close()
+
+
+def test_pages_under_concurrent_writes_return_every_existing_edge_once(pg: PgEdgeStore) -> None:
+    pg.merge([edge(workload(f"c{i:02d}"), workload("s"), 80) for i in range(0, 50, 2)], "n")
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        resp = mapper_pb2.ListEdgesResponse.FromString(pg.list_response_bytes(page_size=7, page_token=token))
+        seen += [e.client.workload.name for e in resp.edges]
+        pages += 1
+        # Writers between pages: new edges before and after the cursor, and changes to listed ones.
+        pg.merge([edge(workload(f"c{pages * 2 + 1:02d}"), workload("s"), 80),
+                  edge(workload("c00"), workload("s"), 80)], "n")
+        token = resp.next_page_token
+        if not token:
+            break
+    existing = [f"c{i:02d}" for i in range(0, 50, 2)]
+    assert [n for n in seen if n in existing] == existing  # each exactly once, in order
+    assert len(seen) == len(set(seen))
+    assert "c03" not in seen  # created behind the cursor: not in this listing (WatchEdges has it)
