@@ -44,6 +44,8 @@ class AgentStats:
     edges_sent: int = 0
     unresolved_held: int = 0
     errors: int = 0
+    drain_seconds_total: float = 0.0  # time spent in cycles: drain, resolve, merge, hand over
+    drain_seconds_last: float = 0.0
 
 
 @dataclass
@@ -66,11 +68,15 @@ class Agent:
         next_tick = time.monotonic()
         while not stop.is_set():
             next_tick += self.interval
+            started = time.perf_counter()
             try:
                 self.cycle(time.time())
             except Exception:  # noqa: BLE001 - the daemon keeps running; the cause is logged
                 self.stats.errors += 1
                 log.exception("drain cycle failed")
+            took = time.perf_counter() - started
+            self.stats.drain_seconds_last = took
+            self.stats.drain_seconds_total += took
             stop.wait(max(0.0, next_tick - time.monotonic()))
 
     def finish(self, timeout: float = 5.0) -> bool:
@@ -98,7 +104,9 @@ class Agent:
             self._note_lost(edge_pb2.LOST_SOURCE_SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
-            edges = self.accumulator.take()
+            edges = self.accumulator.take(None if final else now)
+            if not edges and not self._lost:
+                return  # only known edges whose refresh is not due yet
             if self.reporter.offer(edges, self._lost_events()):
                 self.stats.edges_sent += len(edges)
                 self._lost.clear()

@@ -3,10 +3,16 @@
 The sniffer sends one Edge per key per batch; while a batch waits for the mapper's acknowledgement
 (or the mapper is down) new connects keep merging here, so memory grows with distinct edges, not with
 connects (bounded by max_edges; what does not fit is counted and reported as lost).
+
+Refresh: an edge is sent as soon as it is new; after that a known edge is sent again at most every
+`refresh` seconds, carrying every connect counted since its last send. So the mapper's load grows with
+new edges, not with connects (`sniffer run --refresh`). Known keys are remembered up to `max_known`
+(the least recently sent are forgotten first: such an edge is then simply sent as new).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -32,7 +38,13 @@ def endpoint_to_proto(ep: Endpoint) -> edge_pb2.Endpoint:
         msg.pod = ep.pod
     if ep.node:
         msg.node = ep.node
+    if ep.labels:
+        msg.labels.update(ep.labels)
     return msg
+
+
+def _key(p: _Pending) -> EdgeKey:
+    return (p.client.key(), p.server.key(), p.port, p.protocol)
 
 
 def _ts(seconds: float) -> Timestamp:
@@ -58,11 +70,19 @@ class EdgeAccumulator:
     """Merges resolved connects by edge key until taken as a batch."""
 
     max_edges: int = 200_000
+    refresh: float = 0.0  # seconds between two sends of a known edge; 0: whenever it has new connects
+    max_known: int = 200_000
     overflow: int = 0  # connects dropped because max_edges distinct edges were already pending
     _pending: dict[EdgeKey, _Pending] = field(default_factory=dict)
+    _known: dict[EdgeKey, float] = field(default_factory=dict)  # key -> when last sent, oldest first
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    @property
+    def known(self) -> int:
+        """Edges sent at least once and remembered (they wait for their refresh)."""
+        return len(self._known)
 
     def add(self, connects: Iterable[ResolvedConnect], protocol: int = edge_pb2.PROTOCOL_TCP) -> None:
         for c in connects:
@@ -81,10 +101,30 @@ class EdgeAccumulator:
                 p.last_seen, p.client, p.server = c.last_seen, c.client, c.server
             p.dns_names.update(c.server.dns_names)
 
-    def take(self) -> list[edge_pb2.Edge]:
-        pending, self._pending = self._pending, {}
+    def take(self, now: float | None = None) -> list[edge_pb2.Edge]:
+        """The edges to send now: new ones, and known ones whose refresh is due at `now`. Without `now`
+        (shutdown, tests) everything pending. The rest stays pending and keeps counting."""
+        if now is None or not self.refresh:
+            chosen, self._pending = list(self._pending.values()), {}
+            keys = [_key(p) for p in chosen]
+        else:
+            chosen, keys = [], []
+            due = now - self.refresh
+            for key, p in list(self._pending.items()):
+                sent = self._known.get(key)
+                if sent is None or sent <= due:
+                    chosen.append(p)
+                    keys.append(key)
+                    del self._pending[key]
+        if self.refresh:
+            stamp = time.time() if now is None else now
+            for key in keys:
+                self._known.pop(key, None)  # re-insert: the dict's order is the order of last send
+                self._known[key] = stamp
+            while len(self._known) > self.max_known:
+                del self._known[next(iter(self._known))]
         out = []
-        for p in pending.values():
+        for p in chosen:
             server = endpoint_to_proto(p.server)
             del server.dns_names[:]
             server.dns_names.extend(sorted(p.dns_names))

@@ -13,10 +13,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from netmapper.cli.common import CliError
 from sniffer.agent import Agent
 from sniffer.cgroups import CgroupPodMap
 from sniffer.cluster import ClusterIndex
+from sniffer.edges import EdgeAccumulator
 from sniffer.feed import IdentityFeed
+from sniffer.metrics import SnifferCollector, serve_metrics
 from sniffer.reporter import Reporter
 from sniffer.resolver import DEFAULT_CLUSTER_CIDRS, Resolver
 
@@ -40,6 +43,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dns-trust-all", action="store_true",
                    help="trust DNS replies from any server (a host without cluster DNS); unsafe in a cluster")
     p.add_argument("--no-dns", action="store_true", help="do not capture DNS replies (no names on edges)")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                   help="send a known edge again at most this often, with the connects counted meanwhile; new edges "
+                        "are sent at once (default 5; 0 sends every edge that had connects each interval)")
+    p.add_argument("--metrics-listen", default=None, metavar="ADDR",
+                   help="serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9102)")
     p.add_argument("--ready-file", type=Path, help="touched once probes are attached (readiness)")
     p.set_defaults(run=run)
 
@@ -55,6 +63,11 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
     if args.kubeconfig is not None:
         return KubeFeed.from_kubeconfig(args.kubeconfig, node_name=args.node), 2.0
     return KubeFeed.in_cluster(node_name=args.node), 2.0
+
+
+def _map_fill(probe: Any) -> tuple[int, int] | None:
+    drain = probe.last_drain
+    return None if drain is None else (drain.keys, probe.map_size)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with ConnectProbe(map_size=args.map_size) as probe, ExitStack() as dns:
             agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
-                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()))
+                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()),
+                          accumulator=EdgeAccumulator(refresh=args.refresh))
+            watcher = None
             if not args.no_dns:
                 watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client,
                                      trusted_servers=index.dns_server_ips, extra_trusted=tuple(args.dns_server),
@@ -88,6 +103,14 @@ def run(args: argparse.Namespace) -> int:
                 thread = threading.Thread(target=watcher.run, args=(stop,), name="dns", daemon=True)
                 thread.start()
                 dns.callback(thread.join, 2.0)
+            if args.metrics_listen is not None:
+                collector = SnifferCollector(agent=agent, index_counts=index.counts, dns=watcher,
+                                             map_fill=lambda: _map_fill(probe))
+                try:
+                    _, stop_metrics = serve_metrics(args.metrics_listen, collector)
+                except OSError as exc:
+                    raise CliError(str(exc)) from exc
+                dns.callback(stop_metrics)
             if args.ready_file is not None:
                 args.ready_file.touch()
             log.info("sniffer on node %s capturing; reporting to %s every %.1fs", args.node, args.mapper, args.interval)
