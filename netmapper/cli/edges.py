@@ -8,8 +8,9 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from netmapper.cli.common import add_filter_flags, add_mapper_flag
-from netmapper.client import filters_from, list_edges
+from netmapper.cli.common import add_filter_flags, add_label_flags, add_mapper_flag, add_query_flags, edge_filter
+from netmapper.client import list_edges
+from netmapper.edge_distinct import distinct_edges
 from netmapper.edge_table import render_table
 from netmapper_api.v1 import edge_pb2
 
@@ -18,16 +19,21 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("edges", help="list who calls whom")
     add_mapper_flag(p)
     add_filter_flags(p)
+    add_query_flags(p)
+    add_label_flags(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    resp = list_edges(args.mapper, filters_from(args.namespaces))
+    resp = list_edges(args.mapper, edge_filter(args, namespaces=args.namespaces))
+    edges = list(resp.edges)
+    if args.distinct_by_label:
+        edges = distinct_edges(edges, args.distinct_by_label)
     if args.format == "json":
-        print(json.dumps([MessageToDict(e) for e in resp.edges], indent=2))
+        print(json.dumps([MessageToDict(e) for e in edges], indent=2))
     else:
-        print(render_table(resp.edges))
+        print(render_table(edges))
         for lost in resp.lost:
             print(f"warning: {lost.count} observations lost ({edge_pb2.LostSource.Name(lost.source)})",
                   file=sys.stderr)
