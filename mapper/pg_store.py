@@ -24,6 +24,7 @@ lost totals. What differs is where the truth lives:
 """
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import threading
@@ -440,7 +441,7 @@ class PgEdgeStore:
         compiled = compile_filters(filters)
         after = decode_page_token(page_token) if page_token else None
         self.refresh()
-        parts: list[bytes] = []
+        parts: builtins.list[bytes] = []
         next_token = parts_last = ""
         with self._lock:
             order = self._sorted_keys()
@@ -456,9 +457,9 @@ class PgEdgeStore:
                 parts.append(TAG_RESPONSE_EDGE + varint(len(row.wire)) + row.wire)
                 parts_last = row.sort_key
             token = self._resume_token(self._cursor)
-        tail = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
-                                            resume_token=token)
-        return b"".join(parts) + tail.SerializeToString()
+        tail: bytes = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
+                                                   resume_token=token).SerializeToString()
+        return b"".join(parts) + tail
 
     # -- watch support (mapper/watch.py) --
 
@@ -469,7 +470,7 @@ class PgEdgeStore:
         with self._lock:
             return self._resume_token(cursor)
 
-    def watch_snapshot(self, since: str = "") -> tuple[list[PgRow], LogPosition, int] | None:
+    def watch_snapshot(self, since: str = "") -> tuple[builtins.list[PgRow], LogPosition, int] | None:
         """Rows for a watcher to start with, the log position to follow from and the cursor they reflect:
         all rows, or (with a resume token) the rows changed at or after its cursor. None: the token
         cannot be resumed here (another store or a generation since)."""
@@ -485,7 +486,7 @@ class PgEdgeStore:
             rows = [self._rows[k] for k in self._sorted_keys() if self._rows[k].xid >= cursor]
             return rows, self.changes.position(), self._cursor
 
-    def edge_wire(self, rows: Sequence[PgRow]) -> list[tuple[PgRow, bytes]]:
+    def edge_wire(self, rows: Sequence[PgRow]) -> builtins.list[tuple[PgRow, bytes]]:
         """The current serialized Edge of each row still present (a watcher sends state, not history)."""
         with self._lock:
             out = []

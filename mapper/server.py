@@ -143,7 +143,7 @@ class _MapperService:
                 metrics.lost.labels("watcher_lagged").inc(count)
 
         try:
-            stream = watch(self._store, request, lambda: context.is_active() and not self._stopping.is_set(),
+            stream = watch(self._store, request, lambda: bool(context.is_active()) and not self._stopping.is_set(),
                            on_lost=lagged)
             try:
                 first = next(stream)

@@ -25,6 +25,7 @@ Around it: record.py (one edge's merge state), wire.py (the ListEdges encoder), 
 """
 from __future__ import annotations
 
+import builtins
 import logging
 import sqlite3
 import threading
@@ -248,7 +249,7 @@ class EdgeStore:
         with the lost totals: the server sends it as is. Raises filters.InvalidQuery."""
         compiled = compile_filters(filters)
         after = decode_page_token(page_token) if page_token else None
-        parts: list[bytes] = []
+        parts: builtins.list[bytes] = []
         next_token = last_key = ""
         with self._lock:
             order = self._sorted_records()
@@ -266,8 +267,8 @@ class EdgeStore:
                 parts.append(TAG_RESPONSE_EDGE + varint(len(wire)) + wire)
                 last_key = rec.sort_key
             token = self._resume_token(self._version)
-        tail = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
-                                            resume_token=token).SerializeToString()
+        tail: bytes = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
+                                                   resume_token=token).SerializeToString()
         return b"".join(parts) + tail
 
     # -- watch support (mapper/watch.py) --
@@ -279,7 +280,7 @@ class EdgeStore:
         with self._lock:
             return self._resume_token(cursor)
 
-    def watch_snapshot(self, since: str = "") -> tuple[list[EdgeRecord], LogPosition, int] | None:
+    def watch_snapshot(self, since: str = "") -> tuple[builtins.list[EdgeRecord], LogPosition, int] | None:
         """Records for a watcher to start with (all, or with a resume token those changed at or after
         its cursor), the change-log position to follow from, and the cursor they reflect. None: the
         token cannot be resumed here (another store, a restart, or a reset since)."""
@@ -294,7 +295,7 @@ class EdgeStore:
             rows = [rec for rec in self._sorted_records() if rec.version >= cursor]
             return rows, self.changes.position(), self._version
 
-    def edge_wire(self, rows: Sequence[EdgeRecord]) -> list[tuple[EdgeRecord, bytes]]:
+    def edge_wire(self, rows: Sequence[EdgeRecord]) -> builtins.list[tuple[EdgeRecord, bytes]]:
         """The current serialized Edge of each row still alive (a watcher sends state, not history)."""
         out = []
         with self._lock:
@@ -307,7 +308,7 @@ class EdgeStore:
                 out.append((rec, wire))
         return out
 
-    def _sorted_records(self) -> list[EdgeRecord]:
+    def _sorted_records(self) -> builtins.list[EdgeRecord]:
         if self._unsorted:
             self._unsorted.sort(key=record_sort_key)
             self._order.extend(self._unsorted)
