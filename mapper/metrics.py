@@ -37,7 +37,7 @@ def rejection_reason(error: str) -> str:
 
 def lost_source_label(source: int) -> str:
     try:
-        return str(edge_pb2.LostSource.Name(source)).removeprefix("LOST_SOURCE_").lower()
+        return edge_pb2.LostSource.Name(edge_pb2.LostSource.ValueType(source)).removeprefix("LOST_SOURCE_").lower()
     except ValueError:
         return f"source_{source}"
 

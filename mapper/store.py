@@ -25,7 +25,7 @@ Around it: record.py (one edge's merge state), wire.py (the ListEdges encoder), 
 """
 from __future__ import annotations
 
-import builtins
+import builtins  # EdgeStore.list shadows the builtin in the class body
 import logging
 import sqlite3
 import threading
@@ -47,6 +47,7 @@ from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_so
 from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, timestamp, varint
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
+from netmapper_api.loss import LossSource
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
@@ -463,7 +464,7 @@ class EdgeStore:
 
 def _lost_source_name(source: int) -> str:
     try:
-        return edge_pb2.LostSource.Name(source)
+        return LossSource(source).name
     except ValueError:
         return f"source {source}"
 

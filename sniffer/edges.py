@@ -16,41 +16,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from netmapper_api.convert import endpoint_to_proto, timestamp
+from netmapper_api.endpoints import Endpoint, ServiceRef
+from netmapper_api.keys import EdgeKey, endpoint_id
 from netmapper_api.v1 import edge_pb2
-from netmapper_api.endpoints import Endpoint
 from sniffer.resolver import ResolvedConnect
 
 log = logging.getLogger(__name__)
 
-EdgeKey = tuple[tuple[object, ...], tuple[object, ...], int, int]
-
-
-def endpoint_to_proto(ep: Endpoint) -> edge_pb2.Endpoint:
-    msg = edge_pb2.Endpoint(kind=ep.kind.value, ip=ep.ip, dns_names=sorted(ep.dns_names))
-    if ep.workload is not None:
-        msg.workload.name, msg.workload.kind, msg.workload.namespace = (
-            ep.workload.name, ep.workload.kind, ep.workload.namespace)
-    if ep.service is not None:
-        msg.service.name, msg.service.namespace = ep.service.name, ep.service.namespace
-    if ep.pod:
-        msg.pod = ep.pod
-    if ep.node:
-        msg.node = ep.node
-    if ep.labels:
-        msg.labels.update(ep.labels)
-    return msg
-
-
-def _key(p: _Pending) -> EdgeKey:
-    return (p.client.key(), p.server.key(), p.port, p.protocol)
-
-
-def _ts(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+# The mapper's EdgeKey plus the Service a call went through: the mapper keeps every Service of an
+# edge, while one pending edge carries one, so calls through different Services stay apart here.
+_PendingKey = tuple[EdgeKey, ServiceRef | None]
 
 
 @dataclass
@@ -58,7 +34,7 @@ class _Pending:
     client: Endpoint
     server: Endpoint
     port: int
-    protocol: int
+    protocol: edge_pb2.Protocol.ValueType
     count: int
     first_seen: float
     last_seen: float
@@ -73,8 +49,8 @@ class EdgeAccumulator:
     refresh: float = 0.0  # seconds between two sends of a known edge; 0: whenever it has new connects
     max_known: int = 200_000
     overflow: int = 0  # connects dropped because max_edges distinct edges were already pending
-    _pending: dict[EdgeKey, _Pending] = field(default_factory=dict)
-    _known: dict[EdgeKey, float] = field(default_factory=dict)  # key -> when last sent, oldest first
+    _pending: dict[_PendingKey, _Pending] = field(default_factory=dict)
+    _known: dict[_PendingKey, float] = field(default_factory=dict)  # key -> when last sent, oldest first
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -84,9 +60,9 @@ class EdgeAccumulator:
         """Edges sent at least once and remembered (they wait for their refresh)."""
         return len(self._known)
 
-    def add(self, connects: Iterable[ResolvedConnect], protocol: int = edge_pb2.PROTOCOL_TCP) -> None:
+    def add(self, connects: Iterable[ResolvedConnect], protocol: edge_pb2.Protocol.ValueType = edge_pb2.PROTOCOL_TCP) -> None:
         for c in connects:
-            key: EdgeKey = (c.client.key(), c.server.key(), c.port, protocol)
+            key: _PendingKey = ((endpoint_id(c.client), endpoint_id(c.server), c.port, protocol), c.server.service)
             p = self._pending.get(key)
             if p is None:
                 if len(self._pending) >= self.max_edges:
@@ -104,31 +80,27 @@ class EdgeAccumulator:
     def take(self, now: float | None = None) -> list[edge_pb2.Edge]:
         """The edges to send now: new ones, and known ones whose refresh is due at `now`. Without `now`
         (shutdown, tests) everything pending. The rest stays pending and keeps counting."""
+        chosen: list[tuple[_PendingKey, _Pending]]
         if now is None or not self.refresh:
-            chosen, self._pending = list(self._pending.values()), {}
-            keys = [_key(p) for p in chosen]
+            chosen, self._pending = list(self._pending.items()), {}
         else:
-            chosen, keys = [], []
             due = now - self.refresh
-            for key, p in list(self._pending.items()):
-                sent = self._known.get(key)
-                if sent is None or sent <= due:
-                    chosen.append(p)
-                    keys.append(key)
-                    del self._pending[key]
+            chosen = [(k, p) for k, p in self._pending.items() if self._known.get(k, due) <= due]
+            for k, _ in chosen:
+                del self._pending[k]
         if self.refresh:
             stamp = time.time() if now is None else now
-            for key in keys:
-                self._known.pop(key, None)  # re-insert: the dict's order is the order of last send
-                self._known[key] = stamp
+            for k, _ in chosen:
+                self._known.pop(k, None)  # re-insert: the dict's order is the order of last send
+                self._known[k] = stamp
             while len(self._known) > self.max_known:
                 del self._known[next(iter(self._known))]
         out = []
-        for p in chosen:
+        for _, p in chosen:
             server = endpoint_to_proto(p.server)
             del server.dns_names[:]
             server.dns_names.extend(sorted(p.dns_names))
             out.append(edge_pb2.Edge(client=endpoint_to_proto(p.client), server=server, port=p.port,
-                                     protocol=p.protocol, count=p.count, first_seen=_ts(p.first_seen),
-                                     last_seen=_ts(p.last_seen)))
+                                     protocol=p.protocol, count=p.count, first_seen=timestamp(p.first_seen),
+                                     last_seen=timestamp(p.last_seen)))
         return out

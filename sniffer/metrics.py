@@ -27,6 +27,7 @@ class SnifferCollector(Collector):
     index_counts: Callable[[], dict[str, int]]
     map_fill: Callable[[], tuple[int, int] | None] = lambda: None
     dns: DnsWatcher | None = None
+    dns_names: Callable[[], int] | None = None  # names held for clients
 
     def collect(self) -> Iterator[Metric]:
         a = self.agent.stats
@@ -72,8 +73,9 @@ class SnifferCollector(Collector):
             rejected.add_metric(["untrusted_server"], d.untrusted)
             rejected.add_metric(["duplicate"], d.duplicates)
             yield rejected
+        if self.dns_names is not None:
             yield GaugeMetricFamily("netmapper_sniffer_dns_cache_entries", "Names held for clients",
-                                    value=len(self.dns.cache))
+                                    value=self.dns_names())
 
 
 def serve_metrics(listen: str, collector: Collector) -> tuple[int, Callable[[], None]]:

@@ -17,6 +17,7 @@ from netmapper.cli.common import CliError
 from sniffer.agent import Agent
 from sniffer.cgroups import CgroupPodMap
 from sniffer.cluster import ClusterIndex
+from sniffer.dns_names import DnsNameTable
 from sniffer.edges import EdgeAccumulator
 from sniffer.feed import IdentityFeed
 from sniffer.metrics import SnifferCollector, serve_metrics
@@ -84,28 +85,29 @@ def run(args: argparse.Namespace) -> int:
     feed.start(index)
     if not feed.wait_synced(timeout=60):
         log.warning("identity feed not synced after 60 s; resolving with what it has")
+    names = DnsNameTable()  # written by the DNS watcher, read by the resolver
     resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS,
-                        cgroup_pods=CgroupPodMap().pod_uid)
+                        cgroup_pods=CgroupPodMap().pod_uid, dns_names=None if args.no_dns else names.names)
     reporter = Reporter(args.mapper, args.node)
     reporter.start()
     try:
         with ConnectProbe(map_size=args.map_size) as probe, ExitStack() as dns:
-            agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
-                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()),
-                          accumulator=EdgeAccumulator(refresh=args.refresh))
+            loss_sources = []
             watcher = None
             if not args.no_dns:
-                watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client,
+                watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client, names=names,
                                      trusted_servers=index.dns_server_ips, extra_trusted=tuple(args.dns_server),
                                      trust_all=args.dns_trust_all)
-                resolver.dns_names = watcher.names
-                agent.loss_sources.append(watcher.take_loss)
+                loss_sources.append(watcher.take_loss)
                 thread = threading.Thread(target=watcher.run, args=(stop,), name="dns", daemon=True)
                 thread.start()
                 dns.callback(thread.join, 2.0)
+            agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
+                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()),
+                          loss_sources=loss_sources, accumulator=EdgeAccumulator(refresh=args.refresh))
             if args.metrics_listen is not None:
                 collector = SnifferCollector(agent=agent, index_counts=index.counts, dns=watcher,
-                                             map_fill=lambda: _map_fill(probe))
+                                             dns_names=names.__len__, map_fill=lambda: _map_fill(probe))
                 try:
                     _, stop_metrics = serve_metrics(args.metrics_listen, collector)
                 except OSError as exc:
