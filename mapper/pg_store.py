@@ -55,6 +55,8 @@ CHANNEL: Final[str] = "netmapper_edges"
 BATCH_MEMORY_S: Final[int] = 24 * 3600
 _SEP: Final[str] = "\x01"  # joins (namespace, name) and (key, value) so that text order equals tuple order
 _REFRESH_INTERVAL: Final[float] = 1.0
+_REFRESH_GAP: Final[float] = 0.05  # at most ~20 NOTIFY-driven refreshes a second per replica
+_ENDPOINT_CACHE_MAX: Final[int] = 200_000
 
 BatchId = tuple[str, int]
 """(sniffer instance, sequence): a batch's identity; the same identity is merged once."""
@@ -94,14 +96,31 @@ CREATE OR REPLACE FUNCTION nm_union(a text[], b text[], lim int) RETURNS text[] 
 $$;
 """
 
-_JSON_ARRAY: Final[str] = "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"
 _COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("key", "bytea"), ("ck", "smallint"), ("c1", "text"), ("c2", "text"), ("c3", "text"),
     ("sk", "smallint"), ("s1", "text"), ("s2", "text"), ("s3", "text"), ("port", "int"), ("protocol", "smallint"),
-    ("cpod", "text"), ("cip", "text"), ("csvc", "json"), ("cdns", "json"), ("clabels", "json"),
-    ("spod", "text"), ("sip", "text"), ("ssvc", "json"), ("sdns", "json"), ("slabels", "json"),
-    ("first_ns", "bigint"), ("last_ns", "bigint"), ("count", "bigint"), ("nodes", "json"),
+    ("cpod", "text"), ("cip", "text"), ("csvc", "array"), ("cdns", "array"), ("clabels", "array"),
+    ("spod", "text"), ("sip", "text"), ("ssvc", "array"), ("sdns", "array"), ("slabels", "array"),
+    ("first_ns", "bigint"), ("last_ns", "bigint"), ("count", "bigint"), ("nodes", "array"),
 )
+
+
+def _column_value(i: int, kind: str) -> str:
+    """SQL reading column i of a batch row sent as a JSON array (one parameter per batch: the batch is
+    serialized by Python's C JSON encoder and parsed by PostgreSQL's, far cheaper than 25 typed arrays)."""
+    if kind == "bytea":
+        return f"decode(r->>{i}, 'hex')"
+    if kind == "array":
+        return f"ARRAY(SELECT jsonb_array_elements_text(r->{i}))"
+    if kind == "text":
+        return f"r->>{i}"
+    return f"(r->>{i})::{kind}"
+
+
+def _union(column: str, limit: int) -> str:
+    """Bounded sorted union, skipped when nothing is new (the steady state: sniffers re-report)."""
+    return (f"{column} = CASE WHEN e.{column} @> EXCLUDED.{column} THEN e.{column} "
+            f"ELSE nm_union(e.{column}, EXCLUDED.{column}, {limit}) END")
 
 
 def _example(side: str) -> str:
@@ -119,20 +138,18 @@ def _smallest_ip(side: str) -> str:
 
 _UPSERT: Final[str] = (
     "INSERT INTO nm_edges AS e ({cols}, xid) SELECT {values}, pg_current_xact_id()::text::bigint "
-    "FROM unnest({params}) AS t({cols}) ORDER BY t.key "
+    "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n "
     "ON CONFLICT (key) DO UPDATE SET "
-    "{cex}, {sex}, {cip}, {sip}, "
-    "csvc = nm_union(e.csvc, EXCLUDED.csvc, {msvc}), ssvc = nm_union(e.ssvc, EXCLUDED.ssvc, {msvc}), "
-    "cdns = nm_union(e.cdns, EXCLUDED.cdns, {mdns}), sdns = nm_union(e.sdns, EXCLUDED.sdns, {mdns}), "
+    "{cex}, {sex}, {cip}, {sip}, {csvc}, {ssvc}, {cdns}, {sdns}, {nodes}, "
     "first_ns = LEAST(e.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(e.last_ns, EXCLUDED.last_ns), "
-    "count = e.count + EXCLUDED.count, nodes = nm_union(e.nodes, EXCLUDED.nodes, {mnodes}), "
-    "xid = EXCLUDED.xid"
+    "count = e.count + EXCLUDED.count, xid = EXCLUDED.xid"
 ).format(
     cols=", ".join(c for c, _ in _COLUMNS),
-    values=", ".join(_JSON_ARRAY.format(f"t.{c}") if t == "json" else f"t.{c}" for c, t in _COLUMNS),
-    params=", ".join(f"%s::{'text' if t == 'json' else t}[]" for _, t in _COLUMNS),
+    values=", ".join(_column_value(i, t) for i, (_, t) in enumerate(_COLUMNS)),
     cex=_example("c"), sex=_example("s"), cip=_smallest_ip("c"), sip=_smallest_ip("s"),
-    msvc=keys.MAX_SERVICES, mdns=keys.MAX_DNS_NAMES, mnodes=MAX_REPORTING_NODES,
+    csvc=_union("csvc", keys.MAX_SERVICES), ssvc=_union("ssvc", keys.MAX_SERVICES),
+    cdns=_union("cdns", keys.MAX_DNS_NAMES), sdns=_union("sdns", keys.MAX_DNS_NAMES),
+    nodes=_union("nodes", MAX_REPORTING_NODES),
 )
 
 _SELECT_ROWS: Final[str] = (
@@ -176,9 +193,28 @@ def _merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
                          labels=labels)
 
 
-def _parse(e: edge_pb2.Edge, now: int) -> _Pending:
+Resolved = tuple[keys.EndpointId, EndpointAttrs]
+
+
+def _endpoint(ep: edge_pb2.Endpoint, side: str, cache: dict[bytes, Resolved]) -> Resolved:
+    """Identity and attributes of an endpoint, cached by its bytes: sniffers resend identical endpoints."""
+    raw = ep.SerializeToString()
+    hit = cache.get(raw)
+    if hit is None:
+        if not raw:
+            raise InvalidEdge(f"edge has no {side}")
+        if len(cache) >= _ENDPOINT_CACHE_MAX:
+            cache.clear()
+        hit = cache[raw] = (keys.endpoint_identity(ep, side), keys.endpoint_attrs(ep))
+    return hit
+
+
+def _parse(e: edge_pb2.Edge, now: int, cache: dict[bytes, Resolved]) -> _Pending:
     """Validate one reported edge; raises InvalidEdge with the reason."""
-    key = keys.edge_key(e)
+    keys.check_port_protocol(e.port, e.protocol)
+    client_id, client = _endpoint(e.client, "client", cache)
+    server_id, server = _endpoint(e.server, "server", cache)
+    key: EdgeKey = (client_id, server_id, e.port, e.protocol)
     first = e.first_seen.seconds * NS_PER_S + e.first_seen.nanos
     last = e.last_seen.seconds * NS_PER_S + e.last_seen.nanos
     if not first:  # a sniffer that does not stamp times still reports a real observation
@@ -189,7 +225,7 @@ def _parse(e: edge_pb2.Edge, now: int) -> _Pending:
         raise InvalidEdge("invalid timestamps: last_seen before first_seen or before 1970")
     if e.count >= 2**62:
         raise InvalidEdge(f"count {e.count} out of range")
-    return _Pending(key, keys.endpoint_attrs(e.client), keys.endpoint_attrs(e.server), first, last, e.count or 1)
+    return _Pending(key, client, server, first, last, e.count or 1)
 
 
 def _joined(pairs: Iterable[tuple[str, str]]) -> list[str]:
@@ -222,6 +258,7 @@ class PgEdgeStore:
         self._generation = -1
         self._store_id = ""
         self._endpoint_wire: dict[tuple[keys.EndpointId, EndpointAttrs], bytes] = {}
+        self._endpoints: dict[bytes, Resolved] = {}  # a cache; races between merges only recompute
         self.changes: ChangeLog[PgRow] = ChangeLog(watch_capacity)
         self._stop = threading.Event()
         self._closed = False
@@ -255,7 +292,7 @@ class PgEdgeStore:
         error = ""
         for e in edges:
             try:
-                p = _parse(e, now)
+                p = _parse(e, now, self._endpoints)
             except InvalidEdge as exc:
                 rejected += 1
                 error = error or str(exc)
@@ -282,8 +319,8 @@ class PgEdgeStore:
                         log.info("batch %s/%d from %s was merged before; not merged again", batch[0], batch[1], node)
                         return MergeResult(accepted=prev[0], rejected=prev[1], error=prev[2])
                 if pending:
-                    conn.execute(_UPSERT, self._columns(sorted(pending.values(), key=lambda p: keys.sort_key(p.key)),
-                                                        node))
+                    ordered = sorted(pending.values(), key=lambda p: keys.sort_key(p.key))
+                    conn.execute(_UPSERT, (self._batch_json(ordered, node),))
                 if lost:
                     self._add_lost(conn, lost, now)
                 if pending:
@@ -291,23 +328,19 @@ class PgEdgeStore:
         return result
 
     @staticmethod
-    def _columns(rows: Sequence[_Pending], node: str) -> list[list[Any]]:
-        cols: list[list[Any]] = [[] for _ in _COLUMNS]
-        nodes = json.dumps([node])
+    def _batch_json(rows: Sequence[_Pending], node: str) -> str:
+        """The batch as one JSON array of rows in _COLUMNS order (rows sorted by key: lock order)."""
+        out = []
         for p in rows:
             (ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol = p.key
             c, s = p.client, p.server
-            values = (
-                keys.sort_key(p.key).encode(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
-                c.pod, c.ip, json.dumps(_joined(c.services)), json.dumps(list(c.dns_names)),
-                json.dumps(_joined(c.labels)),
-                s.pod, s.ip, json.dumps(_joined(s.services)), json.dumps(list(s.dns_names)),
-                json.dumps(_joined(s.labels)),
-                p.first, p.last, p.count, nodes,
-            )
-            for col, v in zip(cols, values):
-                col.append(v)
-        return cols
+            out.append((
+                keys.sort_key(p.key).encode().hex(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
+                c.pod, c.ip, _joined(c.services), c.dns_names, _joined(c.labels),
+                s.pod, s.ip, _joined(s.services), s.dns_names, _joined(s.labels),
+                p.first, p.last, p.count, (node,),
+            ))
+        return json.dumps(out, separators=(",", ":"))
 
     @staticmethod
     def _add_lost(conn: psycopg.Connection[Any], lost: Iterable[edge_pb2.LostEvents], now: int) -> None:
@@ -416,9 +449,13 @@ class PgEdgeStore:
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=interval, stop_after=1):
                             pass
-                        # One refresh covers every commit so far, however many notifications arrived.
+                        # One refresh covers every commit so far, however many notifications arrived;
+                        # under heavy ingest a short pause lets one refresh cover many commits.
                         if not self._stop.is_set():
                             self.refresh()
+                            self._stop.wait(_REFRESH_GAP)
+                            for _ in conn.notifies(timeout=0):
+                                pass
             except psycopg.Error as exc:
                 if self._stop.is_set():
                     return
