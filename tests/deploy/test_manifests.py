@@ -34,7 +34,7 @@ def by_kind(docs: list[dict], kind: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot"])
+@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot", "overlays/postgres"])
 def test_manifests_render(overlay: str, render: Render) -> None:
     kinds = sorted(d["kind"] for d in render(overlay))
     assert {"DaemonSet", "Deployment", "Service", "ClusterRole", "ServiceAccount"} <= set(kinds)
@@ -61,3 +61,23 @@ def test_mapper_runs_unprivileged_without_api_token(render: Render) -> None:
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_postgres_overlay_runs_two_stateless_replicas_on_a_database_secret(render: Render) -> None:
+    docs = render("overlays/postgres")
+    deployment = by_kind(docs, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--db" not in container["args"] and "volumes" not in pod and "volumeMounts" not in container
+    (db,) = [e for e in container["env"] if e["name"] == "NETMAPPER_DB"]
+    assert db["valueFrom"]["secretKeyRef"] == {"name": "netmapper-postgres", "key": "url"}
+    assert container["args"][container["args"].index("--metrics-listen") + 1] == "0.0.0.0:9091"
+    assert {p["name"] for p in container["ports"]} == {"grpc", "metrics"}
+    pdb = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert pod["automountServiceAccountToken"] is False  # still no API access, still unprivileged
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
