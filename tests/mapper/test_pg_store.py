@@ -6,14 +6,17 @@ import random
 import threading
 from collections.abc import Iterator
 
+import grpc
 import psycopg
 import pytest
 
 from edge_testing import T0, edge, internet, node, service, summary, unresolved, workload
 from mapper.pg_store import PgEdgeStore
+from mapper.server import serve
 from mapper.store import EdgeStore
 from mapper.watch import watch
-from netmapper_api.v1 import edge_pb2, mapper_pb2
+from netmapper_api.limits import client_channel_options
+from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 pytestmark = pytest.mark.postgres
 
@@ -193,3 +196,25 @@ def test_pages_under_concurrent_writes_return_every_existing_edge_once(pg: PgEdg
     assert [n for n in seen if n in existing] == existing  # each exactly once, in order
     assert len(seen) == len(set(seen))
     assert "c03" not in seen  # created behind the cursor: not in this listing (WatchEdges has it)
+
+
+def test_two_mapper_servers_on_one_database_serve_one_map(pg_url: str) -> None:
+    a, b = serve("127.0.0.1:0", pg_url), serve("127.0.0.1:0", pg_url)
+    try:
+        with grpc.insecure_channel(a.address, options=client_channel_options()) as ca, \
+                grpc.insecure_channel(b.address, options=client_channel_options()) as cb:
+            stub_a, stub_b = mapper_pb2_grpc.MapperStub(ca), mapper_pb2_grpc.MapperStub(cb)
+            watch_b = stub_b.WatchEdges(mapper_pb2.WatchEdgesRequest(), timeout=30)
+            assert next(watch_b).synced.edges == 0
+            acks = list(stub_a.ReportEdges(iter([mapper_pb2.ReportEdgesRequest(
+                node="n1", sequence=1, edges=[edge(workload("a"), workload("b"), count=3)])]), timeout=30))
+            assert acks[0].accepted == 1
+            # Acknowledged by A = visible on B at once (B's read model refreshes before answering).
+            listed = stub_b.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=30)
+            assert [(summary(e), e.count) for e in listed.edges] == [(("a.shop", "b.shop", 8080), 3)]
+            change = next(watch_b)
+            assert summary(change.edge) == ("a.shop", "b.shop", 8080) and change.edge.count == 3
+            watch_b.cancel()
+    finally:
+        a.stop(grace=None)
+        b.stop(grace=None)
