@@ -242,12 +242,18 @@ class PgEdgeStore:
     def __init__(self, url: str, *, pool_size: int = 16, refresh_interval: float = _REFRESH_INTERVAL,
                  watch_capacity: int = 200_000) -> None:
         self.url = url
+        try:
+            # One direct connection first: an unreachable or refusing server fails at once, with its reason,
+            # instead of after the pool's retries.
+            with psycopg.connect(url, connect_timeout=10) as conn:
+                self._create_schema(conn)
+        except psycopg.Error as exc:
+            raise OSError(f"cannot use PostgreSQL at {_redact(url)}: {exc}") from exc
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     kwargs={"autocommit": False}, name="netmapper-pg")
         try:
             self._pool.open(wait=True, timeout=15)
-            self._create_schema()
-        except (PoolTimeout, psycopg.Error) as exc:
+        except PoolTimeout as exc:
             self._pool.close()
             raise OSError(f"cannot use PostgreSQL at {_redact(url)}: {exc}") from exc
         self._lock = threading.Lock()  # read model
@@ -269,8 +275,9 @@ class PgEdgeStore:
 
     # -- setup --
 
-    def _create_schema(self) -> None:
-        with self._pool.connection() as conn:
+    @staticmethod
+    def _create_schema(conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
             # Replicas start together: one creates the schema, the others wait for it.
             conn.execute("SELECT pg_advisory_xact_lock(7236152)")
             conn.execute(_SCHEMA)

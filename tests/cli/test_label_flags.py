@@ -3,6 +3,7 @@ plus the mapper-side filters (`--client-namespace`, `--since`)."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -79,3 +80,13 @@ def test_edges_lists_with_label_and_side_filters(mapper: MapperServer) -> None:
     assert bad.returncode == 1 and bad.stderr.startswith("netmapper edges: invalid duration")
     bad = cli("edges", "--mapper", mapper.address, "--label", "=x")
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_mapper_serve_reports_an_unreachable_database_in_one_line() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = cli("mapper", "serve", "--listen", "127.0.0.1:0", "--db", f"postgresql://nm:secret@127.0.0.1:{port}/x")
+    assert run.returncode == 1
+    assert run.stderr.startswith("netmapper mapper: cannot use PostgreSQL at ")
+    assert "Traceback" not in run.stderr and "secret" not in run.stderr

