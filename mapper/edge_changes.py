@@ -63,6 +63,11 @@ class ChangeLog(Generic[R]):
         self._seq = 0
         self._rows = 0  # rows ever published in this generation
         self._cursor = 0  # store cursor after the last published set
+        self._last_read = float("-inf")  # monotonic time of the last read: are there watchers?
+
+    def watched_within(self, seconds: float) -> bool:
+        """True when a watcher read the log in the last `seconds` (a store may skip feeding it otherwise)."""
+        return time.monotonic() - self._last_read < seconds
 
     def position(self) -> LogPosition:
         """The current end of the log (a new watcher starts here after reading the current set)."""
@@ -95,6 +100,7 @@ class ChangeLog(Generic[R]):
     def read(self, after: LogPosition, timeout: float) -> ReadResult[R]:
         """Change sets after `after`, waiting up to `timeout` seconds for one."""
         deadline = time.monotonic() + timeout
+        self._last_read = time.monotonic()
         with self._cond:
             while True:
                 if after.generation != self._generation:

@@ -16,7 +16,8 @@ lost totals. What differs is where the truth lives:
   transaction id (xid) is at or above the cursor of its last refresh. The cursor is the xmin of the
   refresh's snapshot (every transaction below it has ended), so a transaction that commits late is still
   read; a row read twice is simply replaced. Refreshes run before every query (read-your-writes across
-  replicas), on LISTEN/NOTIFY from any replica's commit, and every second. ListEdges, paging and
+  replicas) and, while anyone watches, on LISTEN/NOTIFY from any replica's commit and every second
+  (without watchers ingest costs no read-model work). ListEdges, paging and
   WatchEdges are served from the read model; every refresh publishes what changed to the ChangeLog
   that WatchEdges reads, so a watcher on one replica sees edges merged by another.
 - reset and expiry delete rows and bump nm_meta.generation; every replica reloads on seeing it and
@@ -57,6 +58,7 @@ _SEP: Final[str] = "\x01"  # joins (namespace, name) and (key, value) so that te
 _REFRESH_INTERVAL: Final[float] = 1.0
 _REFRESH_GAP: Final[float] = 0.05  # at most ~20 NOTIFY-driven refreshes a second per replica
 _ENDPOINT_CACHE_MAX: Final[int] = 200_000
+_WATCHED_RECENTLY: Final[float] = 5.0  # a watcher reads its log at least every second (watch.py polls)
 
 BatchId = tuple[str, int]
 """(sniffer instance, sequence): a batch's identity; the same identity is merged once."""
@@ -456,13 +458,16 @@ class PgEdgeStore:
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=interval, stop_after=1):
                             pass
+                        # Queries refresh before answering, so the read model is kept warm only for
+                        # watchers: without them ingest costs no read-model work on any replica.
+                        if self._stop.is_set() or not self.changes.watched_within(_WATCHED_RECENTLY):
+                            continue
                         # One refresh covers every commit so far, however many notifications arrived;
                         # under heavy ingest a short pause lets one refresh cover many commits.
-                        if not self._stop.is_set():
-                            self.refresh()
-                            self._stop.wait(_REFRESH_GAP)
-                            for _ in conn.notifies(timeout=0):
-                                pass
+                        self.refresh()
+                        self._stop.wait(_REFRESH_GAP)
+                        for _ in conn.notifies(timeout=0):
+                            pass
             except psycopg.Error as exc:
                 if self._stop.is_set():
                     return
