@@ -16,8 +16,8 @@ lost totals. What differs is where the truth lives:
   transaction id (xid) is at or above the cursor of its last refresh. The cursor is the xmin of the
   refresh's snapshot (every transaction below it has ended), so a transaction that commits late is still
   read; a row read twice is simply replaced. Refreshes run before every query (read-your-writes across
-  replicas) and, while anyone watches, on LISTEN/NOTIFY from any replica's commit and every second
-  (without watchers ingest costs no read-model work). ListEdges, paging and
+  replicas), every second, and while anyone watches on LISTEN/NOTIFY from any replica's commit.
+  ListEdges, paging and
   WatchEdges are served from the read model; every refresh publishes what changed to the ChangeLog
   that WatchEdges reads, so a watcher on one replica sees edges merged by another.
 - reset and expiry delete rows and bump nm_meta.generation; every replica reloads on seeing it and
@@ -263,9 +263,10 @@ class PgEdgeStore:
         self._rows: dict[str, PgRow] = {}  # sort_key -> row
         self._order: list[str] | None = []  # sorted sort keys; None when stale
         self._cursor = 0  # xid cursor of the last refresh
+        self._last_refresh = 0.0  # monotonic
         self._generation = -1
         self._store_id = ""
-        self._endpoint_wire: dict[tuple[keys.EndpointId, EndpointAttrs], bytes] = {}
+        self._endpoint_wire: dict[tuple[object, ...], tuple[EndpointAttrs, bytes]] = {}
         self._endpoints: dict[bytes, Resolved] = {}  # a cache; races between merges only recompute
         self.changes: ChangeLog[PgRow] = ChangeLog(watch_capacity)
         self._stop = threading.Event()
@@ -398,6 +399,7 @@ class PgEdgeStore:
                 cursor = 0 if reload else self._cursor
                 fetched = conn.execute(_SELECT_ROWS + " WHERE xid >= %s", (cursor,)).fetchall()
                 conn.commit()
+            self._last_refresh = time.monotonic()
             rows = [self._row(r) for r in fetched]
             with self._lock:
                 if reload:
@@ -424,23 +426,27 @@ class PgEdgeStore:
         (key_b, ck, c1, c2, c3, sk, s1, s2, s3, port, protocol, cpod, cip, csvc, cdns, clabels,
          spod, sip, ssvc, sdns, slabels, first, last, count, nodes, xid) = r
         key: EdgeKey = ((ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol)
-        client = EndpointAttrs(cpod, cip, _split(csvc), tuple(cdns), _split(clabels))
-        server = EndpointAttrs(spod, sip, _split(ssvc), tuple(sdns), _split(slabels))
+        client, client_wire = self._endpoint(key[0], cpod, cip, csvc, cdns, clabels)
+        server, server_wire = self._endpoint(key[1], spod, sip, ssvc, sdns, slabels)
         edge = edge_pb2.Edge(port=port, protocol=protocol, count=count, reporting_nodes=nodes)
-        edge.client.MergeFromString(self._endpoint_bytes(key[0], client))
-        edge.server.MergeFromString(self._endpoint_bytes(key[1], server))
+        edge.client.MergeFromString(client_wire)
+        edge.server.MergeFromString(server_wire)
         edge.first_seen.FromNanoseconds(first)
         edge.last_seen.FromNanoseconds(last)
         return PgRow(key, bytes(key_b).decode(), client, server, first, last, count, xid, edge.SerializeToString())
 
-    def _endpoint_bytes(self, identity: keys.EndpointId, attrs: EndpointAttrs) -> bytes:
-        cache_key = (identity, attrs)
-        wire = self._endpoint_wire.get(cache_key)
-        if wire is None:
+    def _endpoint(self, identity: keys.EndpointId, pod: str, ip: str, services: list[str], dns: list[str],
+                  labels: list[str]) -> tuple[EndpointAttrs, bytes]:
+        """Attributes and serialized Endpoint of one side of a row, cached by the column values: many
+        edges share a client, so a reload of 100k rows builds each distinct endpoint once."""
+        cache_key = (identity, pod, ip, tuple(services), tuple(dns), tuple(labels))
+        hit = self._endpoint_wire.get(cache_key)
+        if hit is None:
             if len(self._endpoint_wire) > 2 * len(self._rows) + 10_000:
                 self._endpoint_wire.clear()
-            wire = self._endpoint_wire[cache_key] = keys.endpoint_message(identity, attrs).SerializeToString()
-        return wire
+            attrs = EndpointAttrs(pod, ip, _split(services), tuple(dns), _split(labels))
+            hit = self._endpoint_wire[cache_key] = (attrs, keys.endpoint_message(identity, attrs).SerializeToString())
+        return hit
 
     def _sorted_keys(self) -> list[str]:
         """Caller holds _lock."""
@@ -458,9 +464,14 @@ class PgEdgeStore:
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=interval, stop_after=1):
                             pass
-                        # Queries refresh before answering, so the read model is kept warm only for
-                        # watchers: without them ingest costs no read-model work on any replica.
-                        if self._stop.is_set() or not self.changes.watched_within(_WATCHED_RECENTLY):
+                        # Queries refresh before answering, so NOTIFY-driven refreshes are for watchers;
+                        # without them the read model is refreshed once per interval (every changed row
+                        # read at most once a second, however often it changes; a query stays cheap).
+                        if self._stop.is_set():
+                            continue
+                        if not self.changes.watched_within(_WATCHED_RECENTLY):
+                            if time.monotonic() - self._last_refresh >= interval:
+                                self.refresh()
                             continue
                         # One refresh covers every commit so far, however many notifications arrived;
                         # under heavy ingest a short pause lets one refresh cover many commits.
