@@ -1,7 +1,8 @@
 """Benchmark the mapper's stores and query API: SQLite vs PostgreSQL (one replica, two replicas).
 
     .venv/bin/python bench/mapper_scale.py [--rounds 3] [--sizes 1000,10000,100000] [--streams 10,100]
-                                           [--edges 20000] [--batch 500] [--skip-100k-pg]
+                                           [--phases ingest,list,watch]
+                                           [--edges 20000] [--batch 500]
 
 Every mapper is its own process (`netmapper mapper serve`, as deployed), PostgreSQL is a real server
 started by scripts/postgres.sh in a temporary directory. This process plays the sniffers and the users.
@@ -208,7 +209,9 @@ def main() -> None:
     ap.add_argument("--streams", default="10,100")
     ap.add_argument("--edges", type=int, default=20_000, help="distinct edges in the ingest phase")
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--phases", default="ingest,list,watch", help="which phases to run (comma-separated)")
     args = ap.parse_args()
+    phases = set(args.phases.split(","))
     sizes = [int(s) for s in args.sizes.split(",")]
     stream_counts = [int(s) for s in args.streams.split(",")]
     rate = lambda v: f"{v:,.0f} obs/s"  # noqa: E731
@@ -220,8 +223,9 @@ def main() -> None:
             ("postgres x1", lambda: fresh_database(pg), 1),
             ("postgres x2", lambda: fresh_database(pg), 2),
         ]
-        print(f"== ingest: {args.edges:,} new edges then the same again (steady), batches of {args.batch}")
-        for streams in stream_counts:
+        if "ingest" in phases:
+            print(f"== ingest: {args.edges:,} new edges then the same again (steady), batches of {args.batch}")
+        for streams in stream_counts if "ingest" in phases else []:
             batches = [batches_for(n, streams, args.edges, args.batch) for n in range(streams)]
             results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in setups}
             for _ in range(args.rounds):
@@ -232,8 +236,9 @@ def main() -> None:
             for name, (new, steady) in results.items():
                 print(f"{streams:>3} streams {name:<12} new: {summary(new, rate)}; steady: {summary(steady, rate)}")
 
-        print("== ListEdges and export (ListEdges + ClientIntents + YAML), one response")
-        for size in sizes:
+        if "list" in phases:
+            print("== ListEdges and export (ListEdges + ClientIntents + YAML), one response")
+        for size in sizes if "list" in phases else []:
             timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in setups[:2]}
             for name, db, replicas in setups[:2]:
                 with mappers(db(), replicas) as addrs:
@@ -245,6 +250,8 @@ def main() -> None:
             for name, (lists, exports) in timings.items():
                 print(f"{size:>7,} edges {name:<12} ListEdges: {summary(lists, secs)}; export: {summary(exports, secs)}")
 
+        if "watch" not in phases:
+            return
         print("== WatchEdges fan-out: 10 watchers, 1000 new edges in 10 batches")
         fan: dict[str, list[float]] = {name: [] for name, _, _ in setups}
         for _ in range(args.rounds):
