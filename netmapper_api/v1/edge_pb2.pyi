@@ -87,7 +87,7 @@ class _LostSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LostSource
     """LOST_SOURCE_SNIFFER_QUEUE: the sniffer's outbound queue overflowed while the mapper was away."""
     LOST_SOURCE_WATCHER_LAGGED: _LostSource.ValueType  # 4
     """LOST_SOURCE_WATCHER_LAGGED: a WatchEdges client read more slowly than edges changed; the mapper dropped
-    the changes queued for it (count = changes dropped) and sends the current set again.
+    the changes queued for it (count = changes dropped) and resyncs it with every edge changed since.
     """
 
 class LostSource(_LostSource, metaclass=_LostSourceEnumTypeWrapper):
@@ -102,7 +102,7 @@ LOST_SOURCE_SNIFFER_QUEUE: LostSource.ValueType  # 3
 """LOST_SOURCE_SNIFFER_QUEUE: the sniffer's outbound queue overflowed while the mapper was away."""
 LOST_SOURCE_WATCHER_LAGGED: LostSource.ValueType  # 4
 """LOST_SOURCE_WATCHER_LAGGED: a WatchEdges client read more slowly than edges changed; the mapper dropped
-the changes queued for it (count = changes dropped) and sends the current set again.
+the changes queued for it (count = changes dropped) and resyncs it with every edge changed since.
 """
 Global___LostSource: _TypeAlias = LostSource  # noqa: Y015
 

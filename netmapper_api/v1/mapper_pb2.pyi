@@ -198,13 +198,13 @@ Global___WatchEdgesRequest: _TypeAlias = WatchEdgesRequest  # noqa: Y015
 
 @_typing.final
 class WatchSynced(_message.Message):
-    """WatchSynced marks the end of the current set; what follows are changes."""
+    """WatchSynced marks the end of the current set (or of a resync); what follows are changes."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EDGES_FIELD_NUMBER: _builtins.int
     edges: _builtins.int
-    """edges: how many edges the current set held."""
+    """edges: how many edges were sent before it (the current set, or the edges changed since a cursor)."""
     def __init__(
         self,
         *,
@@ -261,12 +261,13 @@ class WatchEdgesResponse(_message.Message):
 
     @_builtins.property
     def synced(self) -> Global___WatchSynced:
-        """synced: the current set has been sent in full."""
+        """synced: the current set (or the resync) has been sent in full."""
 
     @_builtins.property
     def lost(self) -> _edge_pb2.LostEvents:
-        """lost: this watcher fell behind (source LOST_SOURCE_WATCHER_LAGGED, count = changes not sent); the
-        current set follows, ending with synced, so the watcher's view is whole again.
+        """lost: this watcher fell behind (source LOST_SOURCE_WATCHER_LAGGED, count = changes not sent); every
+        edge changed since the last change it received follows (as it is now), ending with synced, so the
+        watcher's view is whole again.
         """
 
     @_builtins.property

@@ -93,7 +93,7 @@ class MapperServicer:
 
     def WatchEdges(self, request, context):
         """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
-        changes. A watcher that falls behind is told what it lost and gets the current set again: never a gap.
+        changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,7 @@ class MapperStub:
     """ListEdges: the current edges, optionally filtered, in pages when page_size is set."""
     WatchEdges: _grpc.UnaryStreamMultiCallable[_mapper_pb2.WatchEdgesRequest, _mapper_pb2.WatchEdgesResponse]
     """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
-    changes. A watcher that falls behind is told what it lost and gets the current set again: never a gap.
+    changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
     """
     ResetEdges: _grpc.UnaryUnaryMultiCallable[_mapper_pb2.ResetEdgesRequest, _mapper_pb2.ResetEdgesResponse]
     """ResetEdges: forget every edge (otterize network-mapper reset)."""
@@ -73,7 +73,7 @@ class MapperAsyncStub(MapperStub):
     """ListEdges: the current edges, optionally filtered, in pages when page_size is set."""
     WatchEdges: _aio.UnaryStreamMultiCallable[_mapper_pb2.WatchEdgesRequest, _mapper_pb2.WatchEdgesResponse]  # type: ignore[assignment]
     """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
-    changes. A watcher that falls behind is told what it lost and gets the current set again: never a gap.
+    changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
     """
     ResetEdges: _aio.UnaryUnaryMultiCallable[_mapper_pb2.ResetEdgesRequest, _mapper_pb2.ResetEdgesResponse]  # type: ignore[assignment]
     """ResetEdges: forget every edge (otterize network-mapper reset)."""
@@ -113,7 +113,7 @@ class MapperServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_mapper_pb2.WatchEdgesResponse], _abc.AsyncIterator[_mapper_pb2.WatchEdgesResponse]]:
         """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
-        changes. A watcher that falls behind is told what it lost and gets the current set again: never a gap.
+        changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
         """
 
     @_abc_1.abstractmethod
