@@ -9,9 +9,10 @@ lost totals. What differs is where the truth lives:
   pod with its labels: the same rules as the SQLite store). merge() returns after COMMIT, so an
   acknowledgement sent after it is durable. Rows are upserted in key order, so two replicas merging
   overlapping batches lock rows in one order and cannot deadlock.
-- Idempotent batches: a batch that carries an identity (sniffer instance, sequence) is recorded in
-  nm_batches in the same transaction; a resent batch finds its row and changes nothing, so counts stay
-  exact however often an acknowledgement is lost (on whichever replica the resend lands).
+- Idempotent batches: a batch that carries an identity (sniffer instance, sequence) advances that
+  instance's row in nm_batches in the same transaction; a resent batch (sequence at or below the row's)
+  changes nothing, so counts stay exact however often an acknowledgement is lost, on whichever replica
+  the resend lands (the semantics of the SQLite store's batch identities, issue 9).
 - Each replica keeps a read model: a copy of the rows, refreshed from the rows whose writing
   transaction id (xid) is at or above the cursor of its last refresh. The cursor is the xmin of the
   refresh's snapshot (every transaction below it has ended), so a transaction that commits late is still
@@ -52,7 +53,7 @@ from netmapper_api.v1 import edge_pb2, mapper_pb2
 log = logging.getLogger(__name__)
 
 CHANNEL: Final[str] = "netmapper_edges"
-# An identity (instance, sequence) is remembered this long: far longer than any sniffer retries a batch.
+# A sniffer instance's last sequence is remembered this long after its last batch: far longer than any retry.
 BATCH_MEMORY_S: Final[int] = 24 * 3600
 _SEP: Final[str] = "\x01"  # joins (namespace, name) and (key, value) so that text order equals tuple order
 _REFRESH_INTERVAL: Final[float] = 1.0
@@ -84,10 +85,9 @@ CREATE TABLE IF NOT EXISTS nm_edges (
 );
 CREATE INDEX IF NOT EXISTS nm_edges_xid ON nm_edges (xid);
 CREATE TABLE IF NOT EXISTS nm_batches (
-    instance text NOT NULL, sequence bigint NOT NULL,
-    accepted int NOT NULL, rejected int NOT NULL, error text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (instance, sequence)
+    instance text PRIMARY KEY,  -- one sniffer run
+    sequence bigint NOT NULL,   -- its last merged batch: a batch at or below it is a resend
+    applied_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS nm_lost (
     source int PRIMARY KEY, count bigint NOT NULL, first_ns bigint NOT NULL, last_ns bigint NOT NULL
@@ -290,13 +290,16 @@ class PgEdgeStore:
     # -- ingest --
 
     def merge(self, edges: Iterable[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
-              lost: Sequence[edge_pb2.LostEvents] = ()) -> MergeResult:
-        """Merge one batch reported by `node` and commit it; returns after COMMIT. A batch with an identity
-        already merged (a resend) changes nothing and returns the first merge's result."""
+              lost: Sequence[edge_pb2.LostEvents] = (), raw: bytes | None = None,
+              now_ns: int | None = None) -> MergeResult:
+        """Merge one batch reported by `node` and commit it; returns after COMMIT (so it is durable: there is
+        no journal, `raw` is accepted for the store interface and unused). With `batch` (instance, sequence)
+        the merge is exactly-once, as in the SQLite store: a sequence at or below the instance's last merged
+        one is a resend and merges nothing (accepted 0)."""
         edges = list(edges)
         if not node:
             return MergeResult(accepted=0, rejected=len(edges), error="request has no node name" if edges else "")
-        now = time.time_ns()
+        now = now_ns if now_ns is not None else time.time_ns()
         pending: dict[EdgeKey, _Pending] = {}
         accepted = rejected = 0
         error = ""
@@ -318,16 +321,15 @@ class PgEdgeStore:
         with self._pool.connection() as conn:
             with conn.transaction():
                 if batch is not None:
+                    # The instance's row is locked until COMMIT: a resend racing on another replica waits,
+                    # then finds the sequence merged.
                     row = conn.execute(
-                        "INSERT INTO nm_batches (instance, sequence, accepted, rejected, error) "
-                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-                        (batch[0], batch[1], accepted, rejected, error)).fetchone()
-                    if row is None:  # merged before: report what that merge said, change nothing
-                        prev = conn.execute("SELECT accepted, rejected, error FROM nm_batches "
-                                            "WHERE instance = %s AND sequence = %s", batch).fetchone()
-                        assert prev is not None
+                        "INSERT INTO nm_batches AS b (instance, sequence) VALUES (%s, %s) ON CONFLICT (instance) "
+                        "DO UPDATE SET sequence = EXCLUDED.sequence, applied_at = now() "
+                        "WHERE b.sequence < EXCLUDED.sequence RETURNING 1", batch).fetchone()
+                    if row is None:
                         log.info("batch %s/%d from %s was merged before; not merged again", batch[0], batch[1], node)
-                        return MergeResult(accepted=prev[0], rejected=prev[1], error=prev[2])
+                        return MergeResult(accepted=0, rejected=0)
                 if pending:
                     ordered = sorted(pending.values(), key=lambda p: keys.sort_key(p.key))
                     conn.execute(_UPSERT, (self._batch_json(ordered, node),))
@@ -574,13 +576,17 @@ class PgEdgeStore:
             if removed:
                 conn.execute("UPDATE nm_meta SET generation = generation + 1")
                 conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-            # Batch identities outlive every retry long before this; keep the table small.
+            # Sniffer runs silent for this long have ended: keep the table small.
             conn.execute("DELETE FROM nm_batches WHERE applied_at < now() - make_interval(secs => %s)",
                          (BATCH_MEMORY_S,))
         if removed:
             self.refresh()
             log.info("expired %d edges last seen before %.3f", removed, older_than)
         return removed
+
+    def wait_durable(self, result: MergeResult, timeout: float) -> bool:
+        """Every merge is committed before it returns: nothing to wait for (the store interface)."""
+        return True
 
     def flush(self) -> int:
         """Nothing to write: every merge is committed before it returns (kept for the store interface)."""

@@ -87,14 +87,15 @@ def test_an_acknowledged_batch_is_committed(pg_url: str) -> None:
 
 def test_a_resent_batch_is_merged_once(pg: PgEdgeStore, pg_url: str) -> None:
     batch = [edge(workload("a"), workload("b"), count=3), edge(workload("a"), workload("c"), count=1)]
-    first = pg.merge(batch, "n", batch=("sniffer-1", 7))
-    again = pg.merge(batch, "n", batch=("sniffer-1", 7))
-    assert again == first
+    assert pg.merge(batch, "n", batch=("sniffer-1", 7)).accepted == 2
+    assert pg.merge(batch, "n", batch=("sniffer-1", 7)).accepted == 0  # resent: merged before
     with PgEdgeStore(pg_url) as other_replica:  # the resend may land on another replica
-        assert other_replica.merge(batch, "n", batch=("sniffer-1", 7)) == first
-    pg.merge(batch, "n", batch=("sniffer-1", 8))  # the next batch counts
-    pg.merge(batch, "n", batch=("sniffer-2", 7))  # and so does another sniffer's
-    assert [e.count for e in pg.list()] == [9, 3]
+        assert other_replica.merge(batch, "n", batch=("sniffer-1", 7)).accepted == 0
+        assert other_replica.merge(batch, "n", batch=("sniffer-1", 6)).accepted == 0  # older: merged too
+    assert pg.merge(batch, "n", batch=("sniffer-1", 8)).accepted == 2  # the next batch counts
+    assert pg.merge(batch, "n", batch=("sniffer-2", 7)).accepted == 2  # and so does another sniffer's
+    assert pg.merge(batch, "n").accepted == 2  # no identity: at least once
+    assert [e.count for e in pg.list()] == [12, 4]
 
 
 def test_lost_events_are_shared_totals(pg: PgEdgeStore, pg_url: str) -> None:
