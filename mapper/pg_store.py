@@ -112,8 +112,8 @@ def _column_value(i: int, kind: str) -> str:
     serialized by Python's C JSON encoder and parsed by PostgreSQL's, far cheaper than 25 typed arrays)."""
     if kind == "bytea":
         return f"decode(r->>{i}, 'hex')"
-    if kind == "array":
-        return f"ARRAY(SELECT jsonb_array_elements_text(r->{i}))"
+    if kind == "array":  # sent as an array literal ({"a","b"}): PostgreSQL's own parser, no subquery
+        return f"(r->>{i})::text[]"
     if kind == "text":
         return f"r->>{i}"
     return f"(r->>{i})::{kind}"
@@ -234,6 +234,11 @@ def _joined(pairs: Iterable[tuple[str, str]]) -> list[str]:
     return [f"{a}{_SEP}{b}" for a, b in pairs]
 
 
+def _array_literal(items: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal: every element quoted, backslash and quote escaped."""
+    return "{" + ",".join('"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in items) + "}"
+
+
 def _split(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(tuple(s.split(_SEP, 1)) for s in items)  # type: ignore[misc]
 
@@ -343,14 +348,17 @@ class PgEdgeStore:
     def _batch_json(rows: Sequence[_Pending], node: str) -> str:
         """The batch as one JSON array of rows in _COLUMNS order (rows sorted by key: lock order)."""
         out = []
+        nodes = _array_literal((node,))
         for p in rows:
             (ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol = p.key
             c, s = p.client, p.server
             out.append((
                 keys.sort_key(p.key).encode().hex(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
-                c.pod, c.ip, _joined(c.services), c.dns_names, _joined(c.labels),
-                s.pod, s.ip, _joined(s.services), s.dns_names, _joined(s.labels),
-                p.first, p.last, p.count, (node,),
+                c.pod, c.ip, _array_literal(_joined(c.services)), _array_literal(c.dns_names),
+                _array_literal(_joined(c.labels)),
+                s.pod, s.ip, _array_literal(_joined(s.services)), _array_literal(s.dns_names),
+                _array_literal(_joined(s.labels)),
+                p.first, p.last, p.count, nodes,
             ))
         return json.dumps(out, separators=(",", ":"))
 

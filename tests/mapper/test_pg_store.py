@@ -49,6 +49,8 @@ def _batches() -> list[tuple[str, list[edge_pb2.Edge]]]:
             edge(workload("reporter", "ops"), service("kubernetes", "default"), 443, count=2),
             edge(node("node-1"), workload("cart"), 8080),
             edge(unresolved("10.244.9.9"), workload("cart"), 8080 + i % 2),
+            # values PostgreSQL array literals must quote: commas, braces, quotes, backslashes, spaces
+            edge(_labelled(workload("odd"), note='a,b {c} "d" \\e f', empty=""), internet("192.0.2.1", "x.example"), 80),
         ]
         out.append((node_name, batch))
     return out
@@ -62,7 +64,7 @@ def test_merge_gives_the_same_edges_as_the_sqlite_store(pg: PgEdgeStore) -> None
     got = pg.list()
     assert [summary(e) for e in got] == [summary(e) for e in want]
     assert got == want  # counts, times, nodes, example pod with its labels, bounded unions: all equal
-    assert len(want) == 7
+    assert len(want) == 8
 
 
 def test_invalid_edges_are_rejected_with_a_reason_and_the_rest_merged(pg: PgEdgeStore) -> None:
