@@ -33,9 +33,10 @@ import threading
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -45,6 +46,7 @@ from mapper.filters import InvalidQuery, compile_filters, selects
 from mapper.paging import decode_page_token, encode_page_token
 from mapper.record import MAX_REPORTING_NODES
 from mapper.store import MergeResult
+from mapper.stores import StoreUnavailable
 from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, varint
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, InvalidEdge
@@ -59,6 +61,8 @@ _SEP: Final[str] = "\x01"  # joins (namespace, name) and (key, value) so that te
 _REFRESH_INTERVAL: Final[float] = 1.0
 _REFRESH_GAP: Final[float] = 0.05  # at most ~20 NOTIFY-driven refreshes a second per replica
 _ENDPOINT_CACHE_MAX: Final[int] = 200_000
+# How long a call waits for a pooled connection: while the database is away, callers hear UNAVAILABLE soon.
+_CHECKOUT_TIMEOUT: Final[float] = 5.0
 _WATCHED_RECENTLY: Final[float] = 5.0  # a watcher reads its log at least every second (watch.py polls)
 
 BatchId = tuple[str, int]
@@ -243,6 +247,22 @@ def _split(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(tuple(s.split(_SEP, 1)) for s in items)  # type: ignore[misc]
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _unavailable_on_db_error(method: Callable[P, T]) -> Callable[P, T]:
+    """Connection-level failures become StoreUnavailable (UNAVAILABLE to clients: sniffers resend);
+    anything else, such as a bug in a statement, propagates as it is."""
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+    return wrapper
+
+
 class PgEdgeStore:
     """Edge store in PostgreSQL at `url` (postgresql://...). Thread-safe; close() when done."""
 
@@ -256,8 +276,10 @@ class PgEdgeStore:
                 self._create_schema(conn)
         except psycopg.Error as exc:
             raise OSError(f"cannot use PostgreSQL at {_redact(url)}: {exc}") from exc
+        # check: a connection is tested when handed out, so after a database restart no call gets a dead one.
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
-                                    kwargs={"autocommit": False}, name="netmapper-pg")
+                                    kwargs={"autocommit": False}, name="netmapper-pg",
+                                    check=ConnectionPool.check_connection)
         try:
             self._pool.open(wait=True, timeout=15)
         except PoolTimeout as exc:
@@ -294,6 +316,7 @@ class PgEdgeStore:
 
     # -- ingest --
 
+    @_unavailable_on_db_error
     def merge(self, edges: Iterable[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
               lost: Sequence[edge_pb2.LostEvents] = (), raw: bytes | None = None,
               now_ns: int | None = None) -> MergeResult:
@@ -323,7 +346,7 @@ class PgEdgeStore:
                 cur.client, cur.server = _merge_attrs(cur.client, p.client), _merge_attrs(cur.server, p.server)
                 cur.first, cur.last, cur.count = min(cur.first, p.first), max(cur.last, p.last), cur.count + p.count
         result = MergeResult(accepted=accepted, rejected=rejected, error=error)
-        with self._pool.connection() as conn:
+        with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             with conn.transaction():
                 if batch is not None:
                     # The instance's row is locked until COMMIT: a resend racing on another replica waits,
@@ -375,17 +398,19 @@ class PgEdgeStore:
                 "first_ns = LEAST(l.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(l.last_ns, EXCLUDED.last_ns)",
                 (int(ev.source), ev.count, first, last))
 
+    @_unavailable_on_db_error
     def record_lost(self, lost: Iterable[edge_pb2.LostEvents], node: str) -> None:
         """Add a sniffer's lost-observation report to the shared totals."""
         lost = list(lost)
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn, conn.transaction():
             self._add_lost(conn, lost, time.time_ns())
         for ev in lost:
             if ev.count:
                 log.warning("node %s lost %d observations (source %d)", node, ev.count, ev.source)
 
+    @_unavailable_on_db_error
     def lost_totals(self) -> list[edge_pb2.LostEvents]:
-        with self._pool.connection() as conn:
+        with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             rows = conn.execute("SELECT source, count, first_ns, last_ns FROM nm_lost ORDER BY source").fetchall()
             conn.commit()
         out = []
@@ -398,10 +423,11 @@ class PgEdgeStore:
 
     # -- read model --
 
+    @_unavailable_on_db_error
     def refresh(self) -> int:
         """Bring this replica's read model up to date with the database; returns rows that changed."""
         with self._refresh_lock:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 store_id, generation = conn.execute("SELECT store_id, generation FROM nm_meta").fetchone()  # type: ignore[misc]
                 xmin = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]  # type: ignore[index]
@@ -489,7 +515,7 @@ class PgEdgeStore:
                         self._stop.wait(_REFRESH_GAP)
                         for _ in conn.notifies(timeout=0):
                             pass
-            except psycopg.Error as exc:
+            except (psycopg.Error, StoreUnavailable) as exc:
                 if self._stop.is_set():
                     return
                 log.warning("PostgreSQL listener: %s; reconnecting", exc)
@@ -568,8 +594,9 @@ class PgEdgeStore:
 
     # -- forgetting --
 
+    @_unavailable_on_db_error
     def reset(self) -> int:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn, conn.transaction():
             removed = conn.execute("DELETE FROM nm_edges").rowcount
             conn.execute("UPDATE nm_meta SET generation = generation + 1")
             conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
@@ -577,9 +604,10 @@ class PgEdgeStore:
         log.info("reset: forgot %d edges", removed)
         return removed
 
+    @_unavailable_on_db_error
     def expire(self, older_than: float) -> int:
         threshold = int(older_than * NS_PER_S)
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn, conn.transaction():
             removed = conn.execute("DELETE FROM nm_edges WHERE last_ns < %s", (threshold,)).rowcount
             if removed:
                 conn.execute("UPDATE nm_meta SET generation = generation + 1")

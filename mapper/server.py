@@ -30,7 +30,7 @@ from grpc_reflection.v1alpha import reflection
 from mapper.filters import InvalidQuery
 from mapper.metrics import MapperMetrics
 from mapper.store import MergeResult
-from mapper.stores import Store, open_store
+from mapper.stores import Store, StoreUnavailable, open_store
 from mapper.watch import watch
 from mapper.wire import NS_PER_S
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
@@ -83,6 +83,9 @@ class _MapperService:
                     result = self._store.merge(req.edges, node=req.node)
                     if len(req.lost):
                         self._store.record_lost(req.lost, node=req.node or peer)
+                except StoreUnavailable as exc:  # no acknowledgement: the sniffer keeps the batch and resends
+                    log.warning("batch %d from %s (%s) not merged: %s", req.sequence, node, peer, exc)
+                    context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node, peer)
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
@@ -124,6 +127,8 @@ class _MapperService:
                                                        page_token=request.page_token)
         except InvalidQuery as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         log.debug("ListEdges (%d filters): %d bytes in %.3f s", len(request.filters), len(response),
                   time.perf_counter() - started)
         return response
@@ -153,6 +158,8 @@ class _MapperService:
                 return
             yield first
             yield from stream
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
             with self._streams_lock:
                 self._watchers -= 1
@@ -162,7 +169,10 @@ class _MapperService:
     def reset_edges(
         self, request: mapper_pb2.ResetEdgesRequest, context: grpc.ServicerContext
     ) -> mapper_pb2.ResetEdgesResponse:
-        removed = self._store.reset()
+        try:
+            removed = self._store.reset()
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         log.info("ResetEdges from %s: removed %d edges", context.peer(), removed)
         return mapper_pb2.ResetEdgesResponse(removed=removed)
 

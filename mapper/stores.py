@@ -17,6 +17,11 @@ from netmapper_api.v1 import edge_pb2
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+class StoreUnavailable(OSError):
+    """The store cannot take or answer anything now (its database is down or unreachable). The server
+    ends the call with UNAVAILABLE instead of acknowledging: a sniffer keeps its batch and resends it."""
+
+
 class Store(Protocol):
     """What the gRPC server needs of a store."""
 

@@ -39,9 +39,10 @@ class PostgresServer:
         self._started = False
 
     def start(self) -> None:
+        """Start the server (again, on the same port and data, after pause())."""
         if os.geteuid() != 0 and not shutil.which("pg_ctl"):
             raise PostgresUnavailable("not root and no pg_ctl on PATH")
-        self.port = _free_port()
+        self.port = self.port or _free_port()
         proc = subprocess.run(["bash", str(SCRIPT), "start", str(self.data_dir), str(self.port)],
                               capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
@@ -59,6 +60,11 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def pause(self) -> None:
+        """Stop the server but keep its data (start() brings it back): a database outage."""
+        subprocess.run(["bash", str(SCRIPT), "stop", str(self.data_dir), "fast"], capture_output=True, timeout=60,
+                       check=True)
 
     def stop(self) -> None:
         if self._started:

@@ -12,6 +12,7 @@ import pytest
 
 from edge_testing import T0, edge, internet, node, service, summary, unresolved, workload
 from mapper.pg_store import PgEdgeStore
+from postgres_server import PostgresServer
 from mapper.server import serve
 from mapper.store import EdgeStore
 from mapper.watch import watch
@@ -221,3 +222,31 @@ def test_two_mapper_servers_on_one_database_serve_one_map(pg_url: str) -> None:
     finally:
         a.stop(grace=None)
         b.stop(grace=None)
+
+
+def test_a_database_outage_is_unavailable_never_an_acknowledgement(postgres: PostgresServer) -> None:
+    server = PostgresServer()  # a server of its own: this test stops it
+    try:
+        server.start()  # the session's server (the fixture) proves this machine can
+        mapper = serve("127.0.0.1:0", server.new_database())
+        batch = mapper_pb2.ReportEdgesRequest(node="n1", sequence=1, edges=[edge(workload("a"), workload("b"))])
+        try:
+            with grpc.insecure_channel(mapper.address, options=client_channel_options()) as ch:
+                stub = mapper_pb2_grpc.MapperStub(ch)
+                server.pause()
+                with pytest.raises(grpc.RpcError) as err:
+                    list(stub.ReportEdges(iter([batch]), timeout=30))
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # no ack: the sniffer keeps the batch
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=30)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                server.start()
+                # The pool reconnects: the resent batch is taken and the mapper serves again.
+                acks = list(stub.ReportEdges(iter([batch]), timeout=30))
+                assert acks[0].accepted == 1
+                assert [summary(e) for e in stub.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=30).edges] == [
+                    ("a.shop", "b.shop", 8080)]
+        finally:
+            mapper.stop(grace=None)
+    finally:
+        server.stop()
