@@ -29,6 +29,20 @@ def list_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (), timeout: 
         return stub.ListEdges(mapper_pb2.ListEdgesRequest(filters=filters), timeout=timeout)
 
 
+def watch_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (),
+                resume_token: str = "") -> Iterator[mapper_pb2.WatchEdgesResponse]:
+    """WatchEdges events until the caller stops iterating (or the mapper ends the stream: MapperError)."""
+    with grpc.insecure_channel(addr, options=client_channel_options()) as channel:
+        stream = mapper_pb2_grpc.MapperStub(channel).WatchEdges(
+            mapper_pb2.WatchEdgesRequest(filters=filters, resume_token=resume_token))
+        try:
+            yield from stream
+        except grpc.RpcError as e:
+            raise MapperError(f"mapper at {addr}: {e.code().name}: {e.details()}") from e
+        finally:
+            stream.cancel()
+
+
 def filters_from(namespaces: Sequence[str], server: str | None = None) -> list[edge_pb2.EdgeFilter]:
     if not namespaces and not server:
         return []

@@ -90,3 +90,23 @@ def test_mapper_serve_reports_an_unreachable_database_in_one_line() -> None:
     assert run.returncode == 1
     assert run.stderr.startswith("netmapper mapper: cannot use PostgreSQL at ")
     assert "Traceback" not in run.stderr and "secret" not in run.stderr
+
+
+def test_edges_watch_prints_the_current_set_then_each_change(mapper: MapperServer) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "netmapper.cli.main", "edges", "--mapper", mapper.address,
+                             "--watch", "--format", "json", "--client-namespace", "staging"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        first = [json.loads(proc.stdout.readline()) for _ in range(2)]  # staging's two edges
+        assert {e["server"]["workload"]["name"] for e in first} == {"api", "debug"}
+        assert "2 edges so far" in proc.stderr.readline()
+        with grpc.insecure_channel(mapper.address) as ch:
+            list(mapper_pb2_grpc.MapperStub(ch).ReportEdges(iter([mapper_pb2.ReportEdgesRequest(
+                node="n", sequence=2, edges=[edge(_pod("web", "staging"), _pod("queue", "staging"), 5672)])]),
+                timeout=10))
+        change = json.loads(proc.stdout.readline())
+        assert (change["server"]["workload"]["name"], change["port"]) == ("queue", 5672)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
