@@ -72,7 +72,13 @@ class MapperMetrics:
                                         registry=r)
 
     def track_store_size(self, size: Callable[[], int]) -> None:
-        self.edges_stored.set_function(lambda: float(size()))
+        def read() -> float:
+            try:
+                return float(size())
+            except OSError:  # the store's database is away: no value rather than a failed scrape
+                return float("nan")
+
+        self.edges_stored.set_function(read)
 
     def batch(self, node: str, received: int, accepted: int, rejected: int, error: str, newest_ns: int,
               seconds: float) -> None:
