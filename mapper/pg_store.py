@@ -238,8 +238,10 @@ def _joined(pairs: Iterable[tuple[str, str]]) -> list[str]:
     return [f"{a}{_SEP}{b}" for a, b in pairs]
 
 
-def _array_literal(items: Iterable[str]) -> str:
+def _array_literal(items: Sequence[str]) -> str:
     """A PostgreSQL text[] literal: every element quoted, backslash and quote escaped."""
+    if not items:
+        return "{}"
     return "{" + ",".join('"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in items) + "}"
 
 
@@ -359,7 +361,7 @@ class PgEdgeStore:
                         log.info("batch %s/%d from %s was merged before; not merged again", batch[0], batch[1], node)
                         return MergeResult(accepted=0, rejected=0)
                 if pending:
-                    ordered = sorted(pending.values(), key=lambda p: keys.sort_key(p.key))
+                    ordered = sorted((keys.sort_key(p.key), p) for p in pending.values())
                     conn.execute(_UPSERT, (self._batch_json(ordered, node),))
                 if lost:
                     self._add_lost(conn, lost, now)
@@ -368,15 +370,15 @@ class PgEdgeStore:
         return result
 
     @staticmethod
-    def _batch_json(rows: Sequence[_Pending], node: str) -> str:
+    def _batch_json(rows: Sequence[tuple[str, _Pending]], node: str) -> str:
         """The batch as one JSON array of rows in _COLUMNS order (rows sorted by key: lock order)."""
         out = []
         nodes = _array_literal((node,))
-        for p in rows:
+        for sort_key, p in rows:
             (ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol = p.key
             c, s = p.client, p.server
             out.append((
-                keys.sort_key(p.key).encode().hex(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
+                sort_key.encode().hex(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
                 c.pod, c.ip, _array_literal(_joined(c.services)), _array_literal(c.dns_names),
                 _array_literal(_joined(c.labels)),
                 s.pod, s.ip, _array_literal(_joined(s.services)), _array_literal(s.dns_names),
