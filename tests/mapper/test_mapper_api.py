@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -37,8 +37,8 @@ def stub(mapper: MapperServer) -> Iterator[mapper_pb2_grpc.MapperStub]:
         yield mapper_pb2_grpc.MapperStub(ch)
 
 
-def _report(stub: mapper_pb2_grpc.MapperStub, node: str, edges: list[edge_pb2.Edge],
-            lost: list[edge_pb2.LostEvents] = ()) -> mapper_pb2.ReportEdgesResponse:  # type: ignore[assignment]
+def _report(stub: mapper_pb2_grpc.MapperStub, node: str, edges: Sequence[edge_pb2.Edge],
+            lost: Sequence[edge_pb2.LostEvents] = ()) -> mapper_pb2.ReportEdgesResponse:
     acks = list(stub.ReportEdges(iter([mapper_pb2.ReportEdgesRequest(node=node, sequence=1, edges=edges, lost=lost)]),
                                  timeout=TIMEOUT))
     return acks[0]
