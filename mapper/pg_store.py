@@ -494,11 +494,15 @@ class PgEdgeStore:
 
     def _listen_loop(self, interval: float) -> None:
         """Refresh on every NOTIFY from any replica's commit, and every `interval` seconds regardless."""
+        backoff = 1.0
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.refresh()  # anything committed while not listening
+                    if backoff > 1.0:
+                        log.info("PostgreSQL listener: connected again")
+                    backoff = 1.0
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=interval, stop_after=1):
                             pass
@@ -520,8 +524,10 @@ class PgEdgeStore:
             except (psycopg.Error, StoreUnavailable) as exc:
                 if self._stop.is_set():
                     return
-                log.warning("PostgreSQL listener: %s; reconnecting", exc)
-                self._stop.wait(1.0)
+                if backoff == 1.0:  # the first failure of an outage; then quietly
+                    log.warning("PostgreSQL listener: %s; reconnecting", str(exc).strip())
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)  # watchers wait for the listener: not long
 
     # -- queries --
 
