@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import grpc
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_testing import T0, edge, internet, node, service, summary, unresolved, workload
 from mapper.pg_store import PgEdgeStore
@@ -250,3 +252,28 @@ def test_a_database_outage_is_unavailable_never_an_acknowledgement(postgres: Pos
             mapper.stop(grace=None)
     finally:
         server.stop()
+
+
+_names = st.sampled_from(["a", "b", "c"])
+_endpoints = st.one_of(
+    st.builds(lambda n, pod, svc, lab: _labelled(workload(n, pod=pod, service=svc), **lab),
+              _names, st.sampled_from(["", "p-1", "p-2"]), st.sampled_from([None, ("s1", "shop"), ("s2", "shop")]),
+              st.dictionaries(st.sampled_from(["app", "tier"]), st.sampled_from(["x", "y"]), max_size=2)),
+    st.builds(lambda ip, names: internet(ip, *names), st.sampled_from(["192.0.2.1", "192.0.2.2"]),
+              st.lists(st.sampled_from(["x.example", "y.example", "z.example"]), max_size=2)),
+)
+_edges = st.builds(lambda c, s, port, count, t: edge(c, s, port, first=T0 + t, last=T0 + t + 5, count=count),
+                   _endpoints, _endpoints, st.sampled_from([80, 443]), st.integers(1, 5), st.integers(0, 100))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.tuples(st.sampled_from(["n1", "n2"]), st.lists(_edges, min_size=1, max_size=6)),
+                        min_size=1, max_size=5))
+def test_any_reports_merge_to_what_the_sqlite_store_holds(pg_url: str,
+                                                          batches: list[tuple[str, list[edge_pb2.Edge]]]) -> None:
+    sqlite = EdgeStore()
+    with PgEdgeStore(pg_url) as pg:
+        pg.reset()
+        for node_name, batch in batches:
+            assert pg.merge(batch, node_name) == sqlite.merge(batch, node_name)
+        assert pg.list() == sqlite.list()
