@@ -73,8 +73,8 @@ def test_postgres_overlay_runs_two_stateless_replicas_on_a_database_secret(rende
     (container,) = pod["containers"]
     assert "--db" not in container["args"] and "volumes" not in pod and "volumeMounts" not in container
     (db,) = [e for e in container["env"] if e["name"] == "NETMAPPER_DB"]
-    assert db["valueFrom"]["secretKeyRef"] == {"name": "netmapper-postgres", "key": "url"}
-    assert container["args"][container["args"].index("--metrics-listen") + 1] == "0.0.0.0:9091"
+    assert db == {"name": "NETMAPPER_DB", "valueFrom": {"secretKeyRef": {"name": "netmapper-postgres", "key": "url"}}}
+    assert "--metrics-listen=0.0.0.0:9091" in container["args"]
     assert {p["name"] for p in container["ports"]} == {"grpc", "metrics"}
     pdb = by_kind(docs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
