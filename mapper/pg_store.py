@@ -27,13 +27,13 @@ lost totals. What differs is where the truth lives:
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import logging
 import threading
 import time
 import uuid
 from bisect import bisect_right
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, ParamSpec, TypeVar
@@ -44,7 +44,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from mapper.edge_changes import ChangeLog, LogPosition
 from mapper.filters import InvalidQuery, compile_filters, selects
 from mapper.paging import decode_page_token, encode_page_token
-from mapper.record import MAX_REPORTING_NODES
+from mapper.pg_sql import SCHEMA, SELECT_ROWS, UPSERT, array_literal, joined, split_pairs
 from mapper.store import MergeResult
 from mapper.stores import StoreUnavailable
 from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, varint
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 CHANNEL: Final[str] = "netmapper_edges"
 # A sniffer instance's last sequence is remembered this long after its last batch: far longer than any retry.
 BATCH_MEMORY_S: Final[int] = 24 * 3600
-_SEP: Final[str] = "\x01"  # joins (namespace, name) and (key, value) so that text order equals tuple order
 _REFRESH_INTERVAL: Final[float] = 1.0
 _REFRESH_GAP: Final[float] = 0.05  # at most ~20 NOTIFY-driven refreshes a second per replica
 _ENDPOINT_CACHE_MAX: Final[int] = 200_000
@@ -67,102 +66,6 @@ _WATCHED_RECENTLY: Final[float] = 5.0  # a watcher reads its log at least every 
 
 BatchId = tuple[str, int]
 """(sniffer instance, sequence): a batch's identity; the same identity is merged once."""
-
-_SCHEMA: Final[str] = """
-CREATE TABLE IF NOT EXISTS nm_meta (
-    id         int PRIMARY KEY CHECK (id = 1),
-    store_id   text NOT NULL,    -- random, names this store in resume tokens
-    generation bigint NOT NULL   -- bumped when edges are forgotten (reset, expiry)
-);
-CREATE TABLE IF NOT EXISTS nm_edges (
-    key      bytea PRIMARY KEY,  -- keys.sort_key as UTF-8: byte order is the listing order
-    ck smallint NOT NULL, c1 text NOT NULL, c2 text NOT NULL, c3 text NOT NULL,  -- client identity
-    sk smallint NOT NULL, s1 text NOT NULL, s2 text NOT NULL, s3 text NOT NULL,  -- server identity
-    port int NOT NULL, protocol smallint NOT NULL,
-    cpod text COLLATE "C" NOT NULL, cip text COLLATE "C" NOT NULL,
-    csvc text[] COLLATE "C" NOT NULL, cdns text[] COLLATE "C" NOT NULL, clabels text[] COLLATE "C" NOT NULL,
-    spod text COLLATE "C" NOT NULL, sip text COLLATE "C" NOT NULL,
-    ssvc text[] COLLATE "C" NOT NULL, sdns text[] COLLATE "C" NOT NULL, slabels text[] COLLATE "C" NOT NULL,
-    first_ns bigint NOT NULL, last_ns bigint NOT NULL, count bigint NOT NULL,
-    nodes text[] COLLATE "C" NOT NULL,
-    xid bigint NOT NULL          -- id of the transaction that wrote the row last (read-model refresh)
-);
-CREATE INDEX IF NOT EXISTS nm_edges_xid ON nm_edges (xid);
-CREATE TABLE IF NOT EXISTS nm_batches (
-    instance text PRIMARY KEY,  -- one sniffer run
-    sequence bigint NOT NULL,   -- its last merged batch: a batch at or below it is a resend
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS nm_lost (
-    source int PRIMARY KEY, count bigint NOT NULL, first_ns bigint NOT NULL, last_ns bigint NOT NULL
-);
-CREATE OR REPLACE FUNCTION nm_union(a text[], b text[], lim int) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(array_agg(x ORDER BY x), '{}')
-    FROM (SELECT DISTINCT x COLLATE "C" AS x FROM unnest(a || b) AS u(x) ORDER BY 1 LIMIT lim) AS s
-$$;
-"""
-
-_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("key", "bytea"), ("ck", "smallint"), ("c1", "text"), ("c2", "text"), ("c3", "text"),
-    ("sk", "smallint"), ("s1", "text"), ("s2", "text"), ("s3", "text"), ("port", "int"), ("protocol", "smallint"),
-    ("cpod", "text"), ("cip", "text"), ("csvc", "array"), ("cdns", "array"), ("clabels", "array"),
-    ("spod", "text"), ("sip", "text"), ("ssvc", "array"), ("sdns", "array"), ("slabels", "array"),
-    ("first_ns", "bigint"), ("last_ns", "bigint"), ("count", "bigint"), ("nodes", "array"),
-)
-
-
-def _column_value(i: int, kind: str) -> str:
-    """SQL reading column i of a batch row sent as a JSON array (one parameter per batch: the batch is
-    serialized by Python's C JSON encoder and parsed by PostgreSQL's, far cheaper than 25 typed arrays)."""
-    if kind == "bytea":
-        return f"decode(r->>{i}, 'hex')"
-    if kind == "array":  # sent as an array literal ({"a","b"}): PostgreSQL's own parser, no subquery
-        return f"(r->>{i})::text[]"
-    if kind == "text":
-        return f"r->>{i}"
-    return f"(r->>{i})::{kind}"
-
-
-def _union(column: str, limit: int) -> str:
-    """Bounded sorted union, skipped when nothing is new (the steady state: sniffers re-report)."""
-    return (f"{column} = CASE WHEN e.{column} @> EXCLUDED.{column} THEN e.{column} "
-            f"ELSE nm_union(e.{column}, EXCLUDED.{column}, {limit}) END")
-
-
-def _example(side: str) -> str:
-    """SQL choosing the example pod and labels of one side, as keys.merge_example does."""
-    new = f"(EXCLUDED.{side}pod = '', EXCLUDED.{side}pod, EXCLUDED.{side}labels = '{{}}', EXCLUDED.{side}labels)"
-    cur = f"(e.{side}pod = '', e.{side}pod, e.{side}labels = '{{}}', e.{side}labels)"
-    return (f"{side}pod = CASE WHEN {new} < {cur} THEN EXCLUDED.{side}pod ELSE e.{side}pod END, "
-            f"{side}labels = CASE WHEN {new} < {cur} THEN EXCLUDED.{side}labels ELSE e.{side}labels END")
-
-
-def _smallest_ip(side: str) -> str:
-    return (f"{side}ip = CASE WHEN EXCLUDED.{side}ip <> '' AND (e.{side}ip = '' OR EXCLUDED.{side}ip < e.{side}ip) "
-            f"THEN EXCLUDED.{side}ip ELSE e.{side}ip END")
-
-
-_UPSERT: Final[str] = (
-    "INSERT INTO nm_edges AS e ({cols}, xid) SELECT {values}, pg_current_xact_id()::text::bigint "
-    "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n "
-    "ON CONFLICT (key) DO UPDATE SET "
-    "{cex}, {sex}, {cip}, {sip}, {csvc}, {ssvc}, {cdns}, {sdns}, {nodes}, "
-    "first_ns = LEAST(e.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(e.last_ns, EXCLUDED.last_ns), "
-    "count = e.count + EXCLUDED.count, xid = EXCLUDED.xid"
-).format(
-    cols=", ".join(c for c, _ in _COLUMNS),
-    values=", ".join(_column_value(i, t) for i, (_, t) in enumerate(_COLUMNS)),
-    cex=_example("c"), sex=_example("s"), cip=_smallest_ip("c"), sip=_smallest_ip("s"),
-    csvc=_union("csvc", keys.MAX_SERVICES), ssvc=_union("ssvc", keys.MAX_SERVICES),
-    cdns=_union("cdns", keys.MAX_DNS_NAMES), sdns=_union("sdns", keys.MAX_DNS_NAMES),
-    nodes=_union("nodes", MAX_REPORTING_NODES),
-)
-
-_SELECT_ROWS: Final[str] = (
-    "SELECT key, ck, c1, c2, c3, sk, s1, s2, s3, port, protocol, cpod, cip, csvc, cdns, clabels, "
-    "spod, sip, ssvc, sdns, slabels, first_ns, last_ns, count, nodes, xid FROM nm_edges"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class PgRow:
@@ -234,21 +137,6 @@ def _parse(e: edge_pb2.Edge, now: int, cache: dict[bytes, Resolved]) -> _Pending
     return _Pending(key, client, server, first, last, e.count or 1)
 
 
-def _joined(pairs: Iterable[tuple[str, str]]) -> list[str]:
-    return [f"{a}{_SEP}{b}" for a, b in pairs]
-
-
-def _array_literal(items: Sequence[str]) -> str:
-    """A PostgreSQL text[] literal: every element quoted, backslash and quote escaped."""
-    if not items:
-        return "{}"
-    return "{" + ",".join('"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in items) + "}"
-
-
-def _split(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    return tuple(tuple(s.split(_SEP, 1)) for s in items)  # type: ignore[misc]
-
-
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -312,7 +200,7 @@ class PgEdgeStore:
         with conn.transaction():
             # Replicas start together: one creates the schema, the others wait for it.
             conn.execute("SELECT pg_advisory_xact_lock(7236152)")
-            conn.execute(_SCHEMA)
+            conn.execute(SCHEMA)
             conn.execute("INSERT INTO nm_meta (id, store_id, generation) VALUES (1, %s, 0) "
                          "ON CONFLICT (id) DO NOTHING", (uuid.uuid4().hex,))
 
@@ -362,7 +250,7 @@ class PgEdgeStore:
                         return MergeResult(accepted=0, rejected=0)
                 if pending:
                     ordered = sorted((keys.sort_key(p.key), p) for p in pending.values())
-                    conn.execute(_UPSERT, (self._batch_json(ordered, node),))
+                    conn.execute(UPSERT, (self._batch_json(ordered, node),))
                 if lost:
                     self._add_lost(conn, lost, now)
                 if pending:
@@ -371,18 +259,18 @@ class PgEdgeStore:
 
     @staticmethod
     def _batch_json(rows: Sequence[tuple[str, _Pending]], node: str) -> str:
-        """The batch as one JSON array of rows in _COLUMNS order (rows sorted by key: lock order)."""
+        """The batch as one JSON array of rows in pg_sql.COLUMNS order (rows sorted by key: lock order)."""
         out = []
-        nodes = _array_literal((node,))
+        nodes = array_literal((node,))
         for sort_key, p in rows:
             (ck, c1, c2, c3), (sk, s1, s2, s3), port, protocol = p.key
             c, s = p.client, p.server
             out.append((
                 sort_key.encode().hex(), ck, c1, c2, c3, sk, s1, s2, s3, port, protocol,
-                c.pod, c.ip, _array_literal(_joined(c.services)), _array_literal(c.dns_names),
-                _array_literal(_joined(c.labels)),
-                s.pod, s.ip, _array_literal(_joined(s.services)), _array_literal(s.dns_names),
-                _array_literal(_joined(s.labels)),
+                c.pod, c.ip, array_literal(joined(c.services)), array_literal(c.dns_names),
+                array_literal(joined(c.labels)),
+                s.pod, s.ip, array_literal(joined(s.services)), array_literal(s.dns_names),
+                array_literal(joined(s.labels)),
                 p.first, p.last, p.count, nodes,
             ))
         return json.dumps(out, separators=(",", ":"))
@@ -435,7 +323,7 @@ class PgEdgeStore:
                 xmin = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]  # type: ignore[index]
                 reload = generation != self._generation
                 cursor = 0 if reload else self._cursor
-                fetched = conn.execute(_SELECT_ROWS + " WHERE xid >= %s", (cursor,)).fetchall()
+                fetched = conn.execute(SELECT_ROWS + " WHERE xid >= %s", (cursor,)).fetchall()
                 conn.commit()
             self._last_refresh = time.monotonic()
             rows = [self._row(r) for r in fetched]
@@ -482,7 +370,7 @@ class PgEdgeStore:
         if hit is None:
             if len(self._endpoint_wire) > 2 * len(self._rows) + 10_000:
                 self._endpoint_wire.clear()
-            attrs = EndpointAttrs(pod, ip, _split(services), tuple(dns), _split(labels))
+            attrs = EndpointAttrs(pod, ip, split_pairs(services), tuple(dns), split_pairs(labels))
             hit = self._endpoint_wire[cache_key] = (attrs, keys.endpoint_message(identity, attrs).SerializeToString())
         return hit
 
