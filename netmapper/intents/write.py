@@ -1,0 +1,236 @@
+"""`netmapper diff --write DIR`: bring a directory of ClientIntents files up to date in place.
+
+Each uncovered call's target (as export names it) is appended to the targets (or calls) of the document
+that declares its client; a client no document declares gets a new file `<workload>.<namespace>.yaml`.
+With prune, unused targets are removed. The result is meant to be a reviewable Git diff:
+- documents that do not change are copied byte for byte (files are split at `---` and only the changed
+  documents are re-emitted);
+- changed documents go through ruamel.yaml's round-trip mode: comments, key order, quoting, flow/block
+  style and the document's own indentation stay as they were;
+- files without changes are not rewritten at all, and a second run finds nothing to do.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from mapper.export import ExportOptions, render_yaml
+from netmapper.intents.diff import Entry, diff
+from netmapper.intents.load import intent_files, split_documents
+from netmapper.intents.model import ClientRef, DeclaredIntents
+from netmapper.intents.parse import DocumentError, is_client_intents, parse_document
+from netmapper.intents.report import intents_snippet
+from netmapper.v1 import edge_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Doc:
+    """One document of a file: its original text, and when it is ClientIntents, its parsed forms."""
+
+    text: str
+    declared: DeclaredIntents | None = None
+    tree: Any = None
+    indent: tuple[int, int] = (2, 0)  # (mapping indent, block sequence indent) guessed from the text
+    changed: bool = False
+
+
+@dataclass
+class _File:
+    path: Path
+    docs: list[_Doc] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    added: list[Entry]  # targets added (client, target)
+    pruned: list[Entry]  # targets removed
+    files_changed: list[Path]
+    files_created: list[Path]
+    not_written: list[str]  # what could not be expressed in the document's version
+
+
+def _read_dir(root: Path) -> list[_File]:
+    files = []
+    for path in intent_files(root):
+        text = path.read_text(encoding="utf-8")
+        f = _File(path)
+        for offset, chunk in split_documents(text):
+            doc = _Doc(chunk)
+            try:
+                tree, indent, seq_indent = load_yaml_guess_indent(chunk)
+                if is_client_intents(tree):
+                    doc.declared = parse_document(tree, source=f"{path}:{offset + 1}")
+                    doc.tree = tree
+                    doc.indent = (indent or 2, seq_indent or 0)
+            except (YAMLError, DocumentError) as e:
+                log.warning("%s:%d: left as is: %s", path, offset + 1, e)  # the diff reports it in full
+            f.docs.append(doc)
+        files.append(f)
+    return files
+
+
+def _with_path(doc: DeclaredIntents, path: Path) -> DeclaredIntents:
+    return DeclaredIntents(client=doc.client, targets=doc.targets, api_version=doc.api_version,
+                           metadata_name=doc.metadata_name, source=doc.source, path=path,
+                           ignored_targets=doc.ignored_targets)
+
+
+def _merged_targets(entries: Iterable[Entry]) -> list[dict[str, Any]]:
+    """Targets to add for one client, internet ones with the same names/addresses merged over ports."""
+    out: list[dict[str, Any]] = []
+    internet: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    for e in entries:
+        t = e.target
+        if "internet" in t:
+            body = t["internet"]
+            key = ("domains", tuple(body["domains"])) if body.get("domains") else ("ips", tuple(body.get("ips", [])))
+            merged = internet.get(key)
+            if merged is None:
+                merged = internet[key] = {"internet": {key[0]: list(key[1]), "ports": []}}
+                out.append(merged)
+            ports = merged["internet"]["ports"]
+            ports.extend(p for p in body.get("ports", []) if p not in ports)
+            ports.sort()
+        elif t not in out:
+            out.append(t)
+    return out
+
+
+def _as_call(target: dict[str, Any], version: str) -> dict[str, Any] | None:
+    """A v2 target in the `calls` notation of v1alpha2/v1alpha3/v1beta1; None if that version has none."""
+    if "kubernetes" in target:
+        body = target["kubernetes"]
+        if version.endswith("v1alpha2"):
+            return {"name": body["name"]}
+        return {"name": body["name"], **({"kind": body["kind"]} if body.get("kind") else {})}
+    if "service" in target:
+        return {"name": f"svc:{target['service']['name']}"}
+    if "internet" in target and not version.endswith("v1alpha2"):
+        return {"type": "internet", "internet": dict(target["internet"])}
+    return None
+
+
+def _block_seq(seq: CommentedSeq) -> None:
+    if not seq:
+        seq.fa.set_block_style()  # `targets: []` would otherwise grow as a flow sequence
+
+
+def _to_commented(value: Any) -> Any:
+    if isinstance(value, dict):
+        m = CommentedMap()
+        for k, v in value.items():
+            m[k] = _to_commented(v)
+        return m
+    if isinstance(value, list):
+        s = CommentedSeq(_to_commented(v) for v in value)
+        if all(not isinstance(v, (dict, list)) for v in value):
+            s.fa.set_flow_style()  # ports: [443], as people write short scalar lists
+        return s
+    return value
+
+
+def _emit(doc: _Doc) -> str:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap long lines
+    mapping, seq = doc.indent
+    yaml.indent(mapping=mapping, sequence=max(seq + 2, mapping), offset=seq)
+    yaml.explicit_start = doc.text.lstrip().startswith("---")
+    buf = io.StringIO()
+    yaml.dump(doc.tree, buf)
+    out = buf.getvalue()
+    # ruamel drops comment-only lines that precede `---`; keep the original lead-in untouched.
+    lead = doc.text[: len(doc.text) - len(doc.text.lstrip())]
+    return lead + out if not out.startswith(lead) else out
+
+
+def new_file_name(client: ClientRef) -> str:
+    stem = f"{client.name}.{client.namespace}".replace("/", "_").replace("\\", "_")
+    return ("_" + stem if stem.startswith(".") else stem) + ".yaml"
+
+
+def write_directory(root: Path, edges: Sequence[edge_pb2.Edge], *, prune: bool = False, since_ns: int = 0,
+                    options: ExportOptions | None = None) -> WriteResult:
+    """Update the ClientIntents files under `root` so that they cover `edges` (and, with prune, declare
+    nothing unused). Returns what was done; files are written only when they change."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = _read_dir(root)
+    docs = [(f, d) for f in files for d in f.docs if d.declared is not None]
+    declared = [_with_path(d.declared, f.path) for f, d in docs if d.declared is not None]
+    by_identity = {id(dec): doc for dec, (_, doc) in zip(declared, docs)}
+    result = diff(edges, declared, since_ns=since_ns, options=options)
+
+    added: list[Entry] = []
+    pruned: list[Entry] = []
+    not_written: list[str] = []
+    # Uncovered targets go to the first document that declares the client (the operator allows one).
+    pending: dict[ClientRef, list[Entry]] = {}
+    for entry in result.uncovered:
+        pending.setdefault(entry.client, []).append(entry)
+    created: list[Path] = []
+    for client, entries in pending.items():
+        owner = next((dec for dec in declared if dec.client.namespace == client.namespace
+                      and dec.client.name == client.name and (not dec.client.kind or dec.client.kind == client.kind)),
+                     None)
+        targets = _merged_targets(entries)
+        if owner is None:
+            path = root / new_file_name(client)
+            text = intents_snippet(client, targets)
+            if path.exists():
+                existing = path.read_text(encoding="utf-8")
+                text = existing + ("" if existing.endswith("\n") else "\n") + "---\n" + text
+            path.write_text(text, encoding="utf-8")
+            created.append(path)
+            added.extend(entries)
+            continue
+        doc = by_identity[id(owner)]
+        spec = doc.tree["spec"]
+        v2 = "targets" in spec and "workload" in spec
+        seq = spec["targets"] if v2 else spec["calls"]
+        _block_seq(seq)
+        for t in targets:
+            item = t if v2 else _as_call(t, owner.api_version)
+            if item is None:
+                not_written.append(f"{owner.source}: {owner.api_version} cannot express {t}")
+                continue
+            seq.append(_to_commented(item))
+            doc.changed = True
+        added.extend(entries)
+    if prune:
+        removals: dict[int, list[int]] = {}
+        for entry in result.unused:
+            if entry.declared is not None and entry.declared_target is not None:
+                removals.setdefault(id(entry.declared), []).append(entry.declared_target.index)
+                pruned.append(entry)
+        for dec in declared:
+            indexes = removals.get(id(dec))
+            if not indexes:
+                continue
+            doc = by_identity[id(dec)]
+            spec = doc.tree["spec"]
+            seq = spec["targets"] if "targets" in spec and "workload" in spec else spec["calls"]
+            for i in sorted(indexes, reverse=True):
+                del seq[i]
+            doc.changed = True
+    changed: list[Path] = []
+    for f in files:
+        if not any(d.changed for d in f.docs):
+            continue
+        f.path.write_text("".join(_emit(d) if d.changed else d.text for d in f.docs), encoding="utf-8")
+        changed.append(f.path)
+    return WriteResult(added=added, pruned=pruned, files_changed=changed, files_created=created,
+                       not_written=not_written)
+
+
+__all__ = ["WriteResult", "new_file_name", "render_yaml", "write_directory"]
