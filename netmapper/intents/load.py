@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -76,6 +77,17 @@ def _node_line(root: object, path: Sequence[PathElem]) -> tuple[int, int] | None
     return best
 
 
+def _with_target_lines(declared: DeclaredIntents, root: object, prefix: tuple[PathElem, ...], name: str,
+                       offset: int) -> DeclaredIntents:
+    """The same intents with each target's "file:line" (reports point at the line to edit)."""
+    key = "targets" if declared.api_version.endswith(("v2alpha1", "v2beta1")) else "calls"
+    targets = []
+    for t in declared.targets:
+        at = _node_line(root, (*prefix, "spec", key, t.index))
+        targets.append(replace(t, source=f"{name}:{offset + at[0] + 1}") if at else t)
+    return replace(declared, targets=tuple(targets))
+
+
 def _documents_of(doc: object) -> Iterator[tuple[object, tuple[PathElem, ...]]]:
     """The document itself, or the items of a `kind: List`."""
     if isinstance(doc, Mapping) and doc.get("kind") == "List" and isinstance(doc.get("items"), Sequence):
@@ -117,7 +129,8 @@ def load_text(text: str, name: str, *, default_namespace: str = "") -> LoadResul
                     raise DocumentError("apiVersion must be k8s.otterize.com/<version> with kind ClientIntents",
                                         ("apiVersion",))
                 assert isinstance(item, Mapping)
-                intents.append(parse_document(item, source=f"{name}:{line}", default_namespace=default_namespace))
+                declared = parse_document(item, source=f"{name}:{line}", default_namespace=default_namespace)
+                intents.append(_with_target_lines(declared, doc, prefix, name, offset))
             except DocumentError as e:
                 at = _node_line(doc, (*prefix, *e.path))
                 where = f"{name}:{offset + at[0] + 1}:{at[1] + 1}" if at else f"{name}:{line}"
@@ -138,9 +151,7 @@ def load_paths(paths: Sequence[Path], *, default_namespace: str = "") -> LoadRes
                 problems.append(LoadProblem(str(file), f"cannot read: {e}"))
                 continue
             result = load_text(text, str(file), default_namespace=default_namespace)
-            intents.extend(DeclaredIntents(client=d.client, targets=d.targets, api_version=d.api_version,
-                                           metadata_name=d.metadata_name, source=d.source, path=file,
-                                           ignored_targets=d.ignored_targets) for d in result.intents)
+            intents.extend(replace(d, path=file) for d in result.intents)
             problems.extend(result.problems)
     return LoadResult(intents=intents, problems=problems)
 

@@ -50,6 +50,7 @@ class DeclaredTarget:
     ips: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
     written: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    source: str = ""  # "file:line" of the target when read from a file
 
 
 @dataclass(frozen=True, slots=True)

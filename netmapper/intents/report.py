@@ -73,7 +73,8 @@ def _rows(entries: Sequence[Entry], *, observed: bool) -> list[tuple[str, ...]]:
             rows.append((e.client.label(), target_label(e.target), str(e.port),
                          rfc3339(e.last_seen_ns or 0)))
         else:
-            rows.append((e.client.label(), target_label(e.target), e.declared.source if e.declared else ""))
+            where = (e.declared_target.source if e.declared_target else "") or (e.declared.source if e.declared else "")
+            rows.append((e.client.label(), target_label(e.target), where))
     return rows
 
 
@@ -120,7 +121,7 @@ def _md_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 def render_markdown(result: DiffResult) -> str:
     n_un = len(result.uncovered)
     verdict = (f"**{n_un} observed call{'s' if n_un != 1 else ''} not covered by the declared intents** "
-               "(would be blocked when enforced)" if n_un else "**Every observed call is covered.**")
+               "(would be blocked when enforced)." if n_un else "**Every observed call is covered.**")
     out = ["### netmapper diff", "", verdict + f" Covered: {len(result.covered)}, unused declarations: "
            f"{len(result.unused)}.", ""]
     if result.uncovered:

@@ -12,16 +12,16 @@ With prune, unused targets are removed. The result is meant to be a reviewable G
 from __future__ import annotations
 
 import io
+import re
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.util import load_yaml_guess_indent
 
 from mapper.export import ExportOptions, render_yaml
 from netmapper.intents.diff import Entry, diff
@@ -41,7 +41,7 @@ class _Doc:
     text: str
     declared: DeclaredIntents | None = None
     tree: Any = None
-    indent: tuple[int, int] = (2, 0)  # (mapping indent, block sequence indent) guessed from the text
+    indent: tuple[int, int, int] = (2, 2, 0)  # ruamel's (mapping, sequence, offset), read off the text
     changed: bool = False
 
 
@@ -68,22 +68,16 @@ def _read_dir(root: Path) -> list[_File]:
         for offset, chunk in split_documents(text):
             doc = _Doc(chunk)
             try:
-                tree, indent, seq_indent = load_yaml_guess_indent(chunk)
+                tree = _yaml().load(chunk)
                 if is_client_intents(tree):
                     doc.declared = parse_document(tree, source=f"{path}:{offset + 1}")
                     doc.tree = tree
-                    doc.indent = (indent or 2, seq_indent or 0)
+                    doc.indent = guess_indent(chunk)
             except (YAMLError, DocumentError) as e:
                 log.warning("%s:%d: left as is: %s", path, offset + 1, e)  # the diff reports it in full
             f.docs.append(doc)
         files.append(f)
     return files
-
-
-def _with_path(doc: DeclaredIntents, path: Path) -> DeclaredIntents:
-    return DeclaredIntents(client=doc.client, targets=doc.targets, api_version=doc.api_version,
-                           metadata_name=doc.metadata_name, source=doc.source, path=path,
-                           ignored_targets=doc.ignored_targets)
 
 
 def _merged_targets(entries: Iterable[Entry]) -> list[dict[str, Any]]:
@@ -140,12 +134,47 @@ def _to_commented(value: Any) -> Any:
     return value
 
 
-def _emit(doc: _Doc) -> str:
+_KEY_LINE = re.compile(r"^( *)(?:- +)?[^#\s][^:#]*:\s*(?:#.*)?$")  # "key:" opening a nested block
+
+
+def guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping indent, sequence indent, dash offset) as ruamel.yaml's indent() takes them, from the first
+    nested mapping and the first block sequence under a key in `text`; (2, 2, 0) when there are none."""
+    lines = [ln.rstrip("\n") for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    mapping: int | None = None
+    offset: int | None = None
+    for prev, line in zip(lines, lines[1:]):
+        m = _KEY_LINE.match(prev)
+        if m is None:
+            continue
+        # the key's column: after "- " when the key line is itself a sequence item
+        key_col = len(prev) - len(prev.lstrip(" -")) if prev.lstrip().startswith("- ") else len(m.group(1))
+        col = len(line) - len(line.lstrip(" "))
+        if col <= key_col and not line.lstrip().startswith("- "):
+            continue
+        if line.lstrip().startswith("- "):
+            if offset is None and col >= key_col:
+                offset = col - key_col
+        elif mapping is None:
+            mapping = col - key_col
+        if mapping is not None and offset is not None:
+            break
+    m_ind = mapping or 2
+    off = offset or 0
+    return m_ind, max(off + 2, m_ind if off == 0 else off + 2), off
+
+
+def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap long lines
-    mapping, seq = doc.indent
-    yaml.indent(mapping=mapping, sequence=max(seq + 2, mapping), offset=seq)
+    return yaml
+
+
+def _emit(doc: _Doc) -> str:
+    yaml = _yaml()
+    mapping, sequence, offset = doc.indent
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     yaml.explicit_start = doc.text.lstrip().startswith("---")
     buf = io.StringIO()
     yaml.dump(doc.tree, buf)
@@ -167,7 +196,7 @@ def write_directory(root: Path, edges: Sequence[edge_pb2.Edge], *, prune: bool =
     root.mkdir(parents=True, exist_ok=True)
     files = _read_dir(root)
     docs = [(f, d) for f in files for d in f.docs if d.declared is not None]
-    declared = [_with_path(d.declared, f.path) for f, d in docs if d.declared is not None]
+    declared = [replace(d.declared, path=f.path) for f, d in docs if d.declared is not None]
     by_identity = {id(dec): doc for dec, (_, doc) in zip(declared, docs)}
     result = diff(edges, declared, since_ns=since_ns, options=options)
 
