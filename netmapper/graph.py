@@ -15,8 +15,8 @@ from typing import Final
 import graphviz
 
 from mapper import keys
-from netmapper.intents.match import IntentsIndex, call_of
-from netmapper.intents.model import DeclaredIntents, DeclaredTarget
+from netmapper.shadow.match import IntentsIndex, call_of
+from netmapper.shadow.model import DeclaredIntents, DeclaredTarget
 from netmapper.v1 import edge_pb2
 
 COVERED_COLOR: Final[str] = "forestgreen"

@@ -14,12 +14,12 @@ from typing import Any
 
 from mapper.export import ExportOptions
 from netmapper.cli.common import CliError, add_mapper_flag, list_edges
-from netmapper.intents.diff import diff
-from netmapper.intents.duration import parse_duration
-from netmapper.intents.load import kube_api_client, load_cluster, load_paths
-from netmapper.intents.model import LoadResult
-from netmapper.intents.report import FORMATS, render
-from netmapper.intents.write import write_directory
+from netmapper.shadow.diff import diff
+from netmapper.shadow.duration import parse_duration
+from netmapper.shadow.load import kube_api_client, load_cluster, load_paths
+from netmapper.shadow.model import LoadResult
+from netmapper.shadow.report import FORMATS, render
+from netmapper.shadow.write import write_directory
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from mapper.export import API_GROUP, KIND, render_yaml
-from netmapper.intents.diff import DiffResult, Entry
-from netmapper.intents.model import ClientRef
+from netmapper.shadow.diff import DiffResult, Entry
+from netmapper.shadow.model import ClientRef
 
 FORMATS: Final[tuple[str, ...]] = ("table", "json", "markdown")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mapper import keys
-from netmapper.intents.model import ClientRef, DeclaredIntents, DeclaredTarget
+from netmapper.shadow.model import ClientRef, DeclaredIntents, DeclaredTarget
 from netmapper.v1 import edge_pb2
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

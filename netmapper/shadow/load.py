@@ -19,8 +19,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from netmapper.intents.model import DeclaredIntents, LoadProblem, LoadResult
-from netmapper.intents.parse import GROUP, KIND, DocumentError, PathElem, is_client_intents, parse_document
+from netmapper.shadow.model import DeclaredIntents, LoadProblem, LoadResult
+from netmapper.shadow.parse import GROUP, KIND, DocumentError, PathElem, is_client_intents, parse_document
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mapper.export import ExportOptions, export_intents
-from netmapper.intents.match import Call, IntentsIndex, call_of
-from netmapper.intents.model import ClientRef, DeclaredIntents, DeclaredTarget
+from netmapper.shadow.match import Call, IntentsIndex, call_of
+from netmapper.shadow.model import ClientRef, DeclaredIntents, DeclaredTarget
 from netmapper.v1 import edge_pb2
 
 

@@ -21,7 +21,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from netmapper.intents.model import ClientRef, DeclaredIntents, DeclaredTarget
+from netmapper.shadow.model import ClientRef, DeclaredIntents, DeclaredTarget
 
 GROUP: Final[str] = "k8s.otterize.com"
 KIND: Final[str] = "ClientIntents"
