@@ -14,10 +14,10 @@ from typing import Final
 
 import graphviz
 
-from mapper import keys
+from netmapper_api import keys
 from netmapper.shadow.match import IntentsIndex, call_of
 from netmapper.shadow.model import DeclaredIntents, DeclaredTarget
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 COVERED_COLOR: Final[str] = "forestgreen"
 UNCOVERED_COLOR: Final[str] = "gold"

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mapper.export import ExportOptions
-from netmapper.cli.common import CliError, add_mapper_flag, list_edges
+from netmapper.intents.export import ExportOptions
+from netmapper.cli.common import CliError, add_mapper_flag
+from netmapper.client import MapperError, list_edges
 from netmapper.shadow.diff import diff
 from netmapper.shadow.duration import parse_duration
 from netmapper.shadow.load import kube_api_client, load_cluster, load_paths
@@ -80,7 +81,7 @@ def _one_line(e: BaseException) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except CliError as e:
+    except (CliError, MapperError) as e:
         print(f"netmapper diff: {e}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import graphviz
 
-from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag, filters_from, list_edges
+from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag
+from netmapper.client import filters_from, list_edges
 from netmapper.cli.diff import add_intents_source_flags, load_declared
 from netmapper.graph import OUTPUT_FORMATS, build_graph, render_graph
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mapper.export import ExportOptions, export_intents
+from netmapper.intents.export import ExportOptions, export_intents
 from netmapper.shadow.match import Call, IntentsIndex, call_of
 from netmapper.shadow.model import ClientRef, DeclaredIntents, DeclaredTarget
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mapper import keys
+from netmapper_api import keys
 from netmapper.shadow.model import ClientRef, DeclaredIntents, DeclaredTarget
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from mapper.export import API_GROUP, KIND, render_yaml
+from netmapper.intents.documents import API_GROUP, KIND
+from netmapper.intents.yaml_writer import render_yaml
 from netmapper.shadow.diff import DiffResult, Entry
 from netmapper.shadow.model import ClientRef
 

@@ -23,13 +23,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from mapper.export import ExportOptions, render_yaml
+from netmapper.intents.export import ExportOptions
+from netmapper.intents.yaml_writer import render_yaml
 from netmapper.shadow.diff import Entry, diff
 from netmapper.shadow.load import intent_files, split_documents
 from netmapper.shadow.model import ClientRef, DeclaredIntents
 from netmapper.shadow.parse import DocumentError, is_client_intents, parse_document
 from netmapper.shadow.report import intents_snippet
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 log = logging.getLogger(__name__)
 

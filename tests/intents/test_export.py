@@ -11,18 +11,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mapper.crd_schema import ClientIntentsValidator
-from mapper.export import (
-    ExportOptions,
-    build_client_intents,
-    export_intents,
-    render_json,
-    render_yaml,
-    unexportable,
-    write_intents,
-)
-from mapper_testing import edge, internet, node, service, unresolved, workload
-from netmapper.v1 import edge_pb2
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.intents.export import ExportOptions, build_client_intents, export_intents, unexportable
+from netmapper.intents.output import render_json, write_intents
+from netmapper.intents.yaml_writer import render_yaml
+from edge_testing import edge, internet, node, service, unresolved, workload
+from netmapper_api.v1 import edge_pb2
 
 
 def valid(validator: ClientIntentsValidator, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
