@@ -12,6 +12,7 @@ With prune, unused targets are removed. The result is meant to be a reviewable G
 from __future__ import annotations
 
 import io
+import json
 import re
 import logging
 from collections.abc import Iterable, Sequence
@@ -102,6 +103,13 @@ def _merged_targets(entries: Iterable[Entry]) -> list[dict[str, Any]]:
     return out
 
 
+def _export_order(target: dict[str, Any]) -> tuple[int, str]:
+    """The order export writes targets in: workloads, Services, then the outside world."""
+    kind = next(iter(target))
+    return (("kubernetes", "service", "internet").index(kind) if kind in ("kubernetes", "service", "internet") else 3,
+            json.dumps(target, sort_keys=True))
+
+
 def _as_call(target: dict[str, Any], version: str) -> dict[str, Any] | None:
     """A v2 target in the `calls` notation of v1alpha2/v1alpha3/v1beta1; None if that version has none."""
     if "kubernetes" in target:
@@ -143,7 +151,7 @@ def guess_indent(text: str) -> tuple[int, int, int]:
     nested mapping and the first block sequence under a key in `text`; (2, 2, 0) when there are none."""
     lines = [ln.rstrip("\n") for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     mapping: int | None = None
-    offset: int | None = None
+    seq: tuple[int, int] | None = None  # (sequence indent, offset)
     for prev, line in zip(lines, lines[1:]):
         m = _KEY_LINE.match(prev)
         if m is None:
@@ -151,18 +159,18 @@ def guess_indent(text: str) -> tuple[int, int, int]:
         # the key's column: after "- " when the key line is itself a sequence item
         key_col = len(prev) - len(prev.lstrip(" -")) if prev.lstrip().startswith("- ") else len(m.group(1))
         col = len(line) - len(line.lstrip(" "))
-        if col <= key_col and not line.lstrip().startswith("- "):
-            continue
-        if line.lstrip().startswith("- "):
-            if offset is None and col >= key_col:
-                offset = col - key_col
-        elif mapping is None:
+        stripped = line.lstrip(" ")
+        if stripped.startswith("- "):
+            content = col + 1 + len(stripped[1:]) - len(stripped[1:].lstrip(" "))
+            if seq is None and col >= key_col:
+                seq = (content - key_col, col - key_col)
+        elif mapping is None and col > key_col:
             mapping = col - key_col
-        if mapping is not None and offset is not None:
+        if mapping is not None and seq is not None:
             break
     m_ind = mapping or 2
-    off = offset or 0
-    return m_ind, max(off + 2, m_ind if off == 0 else off + 2), off
+    sequence, offset = seq if seq is not None else (m_ind, 0)
+    return m_ind, max(sequence, offset + 2), offset
 
 
 def _yaml() -> YAML:
@@ -213,7 +221,7 @@ def write_directory(root: Path, edges: Sequence[edge_pb2.Edge], *, prune: bool =
         owner = next((dec for dec in declared if dec.client.namespace == client.namespace
                       and dec.client.name == client.name and (not dec.client.kind or dec.client.kind == client.kind)),
                      None)
-        targets = _merged_targets(entries)
+        targets = sorted(_merged_targets(entries), key=_export_order)
         if owner is None:
             path = root / new_file_name(client)
             text = intents_snippet(client, targets)
