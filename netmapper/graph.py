@@ -27,6 +27,11 @@ INTERNET_CLUSTER: Final[str] = "cluster_internet"
 OUTPUT_FORMATS: Final[tuple[str, ...]] = ("svg", "png", "dot")
 
 
+def _safe(text: str) -> str:
+    """Node ids must not contain ":" (DOT reads "a:b" in an edge as node a, port b): IPv6 gets "_"."""
+    return text.replace(":", "_")
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class _Node:
     id: str
@@ -41,27 +46,27 @@ def _endpoint_nodes(ep: edge_pb2.Endpoint, side: str) -> list[_Node]:
     kind = ident[0]
     if kind == keys.WORKLOAD:
         ns, wkind, name = ident[1], ident[2], ident[3]
-        return [_Node(f"wl:{ns}/{name}", f"cluster_ns_{ns}", f"{name}\n{wkind}" if wkind else name)]
+        return [_Node(f"wl/{ns}/{name}", f"cluster_ns_{ns}", f"{name}\n{wkind}" if wkind else name)]
     if kind == keys.SERVICE:
-        return [_Node(f"svc:{ident[1]}/{ident[2]}", f"cluster_ns_{ident[1]}", f"svc/{ident[2]}", "ellipse")]
+        return [_Node(f"svc/{ident[1]}/{ident[2]}", f"cluster_ns_{ident[1]}", f"svc/{ident[2]}", "ellipse")]
     if kind == keys.INTERNET:
         names = sorted({keys.normalize_dns_name(n) for n in ep.dns_names} - {""})
         if names:
-            return [_Node(f"net:{n}", INTERNET_CLUSTER, n, "oval") for n in names]
-        return [_Node(f"net:{ident[1]}", INTERNET_CLUSTER, ident[1], "oval")]
+            return [_Node(f"net/{n}", INTERNET_CLUSTER, n, "oval") for n in names]
+        return [_Node(f"net/{_safe(ident[1])}", INTERNET_CLUSTER, ident[1], "oval")]
     if kind == keys.NODE:
-        return [_Node(f"node:{ident[1] or ident[2]}", "", f"node {ident[1] or ident[2]}", "box3d")]
-    return [_Node(f"ip:{ident[1]}", "", f"{ident[1]}\n(unresolved)", "oval")]
+        return [_Node(f"node/{_safe(ident[1] or ident[2])}", "", f"node {ident[1] or ident[2]}", "box3d")]
+    return [_Node(f"ip/{_safe(ident[1])}", "", f"{ident[1]}\n(unresolved)", "oval")]
 
 
 def _target_nodes(doc: DeclaredIntents, target: DeclaredTarget) -> list[_Node]:
     if target.type == "kubernetes":
         label = f"{target.name}\n{target.kind}" if target.kind else target.name
-        return [_Node(f"wl:{target.namespace}/{target.name}", f"cluster_ns_{target.namespace}", label)]
+        return [_Node(f"wl/{target.namespace}/{target.name}", f"cluster_ns_{target.namespace}", label)]
     if target.type == "service":
-        return [_Node(f"svc:{target.namespace}/{target.name}", f"cluster_ns_{target.namespace}",
+        return [_Node(f"svc/{target.namespace}/{target.name}", f"cluster_ns_{target.namespace}",
                       f"svc/{target.name}", "ellipse")]
-    return [_Node(f"net:{x}", INTERNET_CLUSTER, x, "oval") for x in (*target.domains, *target.ips)]
+    return [_Node(f"net/{_safe(x)}", INTERNET_CLUSTER, x, "oval") for x in (*target.domains, *target.ips)]
 
 
 def _in_namespaces(namespaces: frozenset[str], *nodes: _Node) -> bool:
@@ -97,7 +102,7 @@ def build_graph(edges: Iterable[edge_pb2.Edge], intents: Sequence[DeclaredIntent
             for s in servers:
                 arrows.setdefault((c.id, s.id, color, "solid"), set()).add(edge.port)
     for doc in intents or ():
-        client = _Node(f"wl:{doc.client.namespace}/{doc.client.name}", f"cluster_ns_{doc.client.namespace}",
+        client = _Node(f"wl/{doc.client.namespace}/{doc.client.name}", f"cluster_ns_{doc.client.namespace}",
                        f"{doc.client.name}\n{doc.client.kind}" if doc.client.kind else doc.client.name)
         for target in doc.targets:
             if (id(doc), target.index) in used:

@@ -91,7 +91,7 @@ class UncoveredCallSignaller:
 
     def __init__(self, url: str, load: Callable[[], LoadResult], *, rate: float = 1.0, burst: int = 10,
                  max_attempts: int = 5, backoff: float = 0.5, timeout: float = 5.0, queue_size: int = 1000,
-                 reload_interval: float = 30.0) -> None:
+                 inbox_size: int = 10_000, reload_interval: float = 30.0) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook URL must be http:// or https://, not {url!r}")
         if rate <= 0 or burst < 1 or max_attempts < 1:
@@ -101,7 +101,9 @@ class UncoveredCallSignaller:
         self._rate, self._burst = rate, burst
         self._max_attempts, self._backoff, self._timeout = max_attempts, backoff, timeout
         self._reload_interval = reload_interval
-        self._inbox: queue.Queue[Sequence[edge_pb2.Edge]] = queue.Queue(maxsize=queue_size)
+        # batches of new edges waiting to be matched (matching is fast: this fills only if it is stuck)
+        self._inbox: queue.Queue[Sequence[edge_pb2.Edge]] = queue.Queue(maxsize=inbox_size)
+        # messages waiting to be posted: fills while the webhook is slow or down
         self._outbox: queue.Queue[Signal] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the counters and the index reference
