@@ -73,12 +73,18 @@ def _in_namespaces(namespaces: frozenset[str], *nodes: _Node) -> bool:
     return not namespaces or any(n.cluster.removeprefix("cluster_ns_") in namespaces for n in nodes)
 
 
+def _declared_only(node: _Node, seen: set[str]) -> dict[str, str]:
+    """A node no observed call touches (only a stale declaration names it) is drawn dashed grey."""
+    return {} if node.id in seen else {"style": "dashed", "color": UNUSED_COLOR, "fontcolor": UNUSED_COLOR}
+
+
 def build_graph(edges: Iterable[edge_pb2.Edge], intents: Sequence[DeclaredIntents] | None = None, *,
                 namespaces: Sequence[str] = ()) -> graphviz.Digraph:
     """The map of `edges`; coloured by coverage when `intents` is given (even an empty list)."""
     wanted = frozenset(namespaces)
     index = IntentsIndex(intents) if intents is not None else None
     nodes: dict[str, _Node] = {}
+    seen: set[str] = set()  # nodes of observed calls; the rest only appear in declarations
     # (client id, server id, colour, style) -> ports
     arrows: dict[tuple[str, str, str, str], set[int]] = {}
     used: set[tuple[int, int]] = set()
@@ -98,6 +104,7 @@ def build_graph(edges: Iterable[edge_pb2.Edge], intents: Sequence[DeclaredIntent
             color = COVERED_COLOR if matches else UNCOVERED_COLOR
         for n in (*clients, *servers):
             nodes.setdefault(n.id, n)
+            seen.add(n.id)
         for c in clients:
             for s in servers:
                 arrows.setdefault((c.id, s.id, color, "solid"), set()).add(edge.port)
@@ -124,13 +131,13 @@ def build_graph(edges: Iterable[edge_pb2.Edge], intents: Sequence[DeclaredIntent
     for cluster, members in sorted(clusters.items()):
         if not cluster:
             for n in members:
-                graph.node(n.id, n.label, shape=n.shape)
+                graph.node(n.id, n.label, shape=n.shape, **_declared_only(n, seen))
             continue
         label = "internet" if cluster == INTERNET_CLUSTER else f"namespace {cluster.removeprefix('cluster_ns_')}"
         with graph.subgraph(name=cluster) as sub:
             sub.attr(label=label, style="rounded", color="grey70")
             for n in members:
-                sub.node(n.id, n.label, shape=n.shape)
+                sub.node(n.id, n.label, shape=n.shape, **_declared_only(n, seen))
     for (src, dst, color, style), ports in sorted(arrows.items()):
         label = ",".join(str(p) for p in sorted(ports)) if ports else ("any port" if style == "dashed" else "")
         graph.edge(src, dst, label=label, color=color, fontcolor=color if color != UNCOVERED_COLOR else "goldenrod4",

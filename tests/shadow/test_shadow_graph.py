@@ -39,6 +39,9 @@ def declared() -> list[Any]:
     return load_text(INTENTS, "i.yaml").intents
 
 
+styles: dict[str, str] = {}  # node name -> style, of the last graph parse_dot read
+
+
 def parse_dot(source: str) -> tuple[dict[str, str], dict[str, set[str]], dict[tuple[str, str, str], dict[str, str]]]:
     """(node name -> label, cluster name -> node names, (tail, head, colour) -> edge attributes), as
     Graphviz itself reads the DOT source."""
@@ -46,6 +49,8 @@ def parse_dot(source: str) -> tuple[dict[str, str], dict[str, set[str]], dict[tu
                                     check=True).stdout)
     objects = out["objects"]
     nodes = {o["name"]: o["label"] for o in objects if "nodes" not in o and "subgraphs" not in o}
+    styles.clear()
+    styles.update({o["name"]: o.get("style", "") for o in objects if "nodes" not in o and "subgraphs" not in o})
     names = {o["_gvid"]: o["name"] for o in objects}
     clusters = {o["name"]: {names[i] for i in o.get("nodes", [])} for o in objects if o["name"].startswith("cluster")}
     edges = {(names[e["tail"]], names[e["head"]], e["color"]): e for e in out.get("edges", [])}
@@ -60,6 +65,8 @@ def test_nodes_clusters_and_coverage_colours() -> None:
         "cluster_internet": {"net/api.partner.example", "net/old.partner.example"},
     }
     assert nodes["wl/shop/frontend"] == "frontend\nDeployment"
+    # only the stale declarations name these: drawn dashed
+    assert {n for n, style in styles.items() if style == "dashed"} == {"svc/shop/search", "net/old.partner.example"}
     assert {(t, h, c): (e["label"], e["style"]) for (t, h, c), e in edges.items()} == {
         ("wl/shop/frontend", "wl/shop/cart", COVERED_COLOR): ("8080,9090", "solid"),
         ("wl/shop/frontend", "net/api.partner.example", UNCOVERED_COLOR): ("443", "solid"),
