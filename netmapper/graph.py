@@ -148,7 +148,8 @@ def build_graph(edges: Iterable[edge_pb2.Edge], intents: Sequence[DeclaredIntent
 def render_graph(graph: graphviz.Digraph, fmt: str) -> bytes:
     """The graph as DOT source, or laid out by Graphviz's `dot` as SVG/PNG."""
     if fmt == "dot":
-        return graph.source.encode()
+        return str(graph.source).encode()
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
-    return graph.pipe(format=fmt)
+    data: bytes = graph.pipe(format=fmt)
+    return data

@@ -65,10 +65,10 @@ def _node_line(root: object, path: Sequence[PathElem]) -> tuple[int, int] | None
     for elem in path:
         try:
             if isinstance(node, CommentedMap) and isinstance(elem, str) and elem in node:
-                best = tuple(node.lc.key(elem))  # type: ignore[assignment]
+                best = tuple(node.lc.key(elem))
                 node = node[elem]
             elif isinstance(node, CommentedSeq) and isinstance(elem, int) and elem < len(node):
-                best = tuple(node.lc.item(elem))  # type: ignore[assignment]
+                best = tuple(node.lc.item(elem))
                 node = node[elem]
             else:
                 break
@@ -158,8 +158,10 @@ def load_paths(paths: Sequence[Path], *, default_namespace: str = "") -> LoadRes
 
 def kube_api_client(kubeconfig: Path | None) -> Any:
     """A kubernetes ApiClient from a kubeconfig file, or from the pod's service account."""
-    from kubernetes import client, config  # imported late: only --from-cluster needs it
+    from kubernetes import client
+    from kubernetes import config as kube_config  # imported late: only --from-cluster needs it
 
+    config: Any = kube_config  # untyped library
     cfg = client.Configuration()
     if kubeconfig is not None:
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg, persist_config=False)
@@ -177,7 +179,7 @@ def load_cluster(api_client: Any) -> LoadResult:
     last: ApiException | None = None
     for version in CLUSTER_VERSIONS:
         try:
-            listed = api.list_cluster_custom_object(GROUP, version, "clientintents")
+            listed: dict[str, Any] = api.list_cluster_custom_object(GROUP, version, "clientintents")
         except ApiException as e:
             if e.status == 404:  # version (or the CRD) not served: try the next one
                 last = e
@@ -185,7 +187,8 @@ def load_cluster(api_client: Any) -> LoadResult:
             raise
         intents: list[DeclaredIntents] = []
         problems: list[LoadProblem] = []
-        for obj in listed.get("items", []):
+        items: list[dict[str, Any]] = listed.get("items", [])
+        for obj in items:
             meta = obj.get("metadata") or {}
             where = f"cluster:{meta.get('namespace', '?')}/{meta.get('name', '?')}"
             obj.setdefault("apiVersion", f"{GROUP}/{version}")

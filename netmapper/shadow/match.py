@@ -145,7 +145,7 @@ class IntentsIndex:
 
     def all_covering(self, call: Call) -> list[tuple[DeclaredIntents, DeclaredTarget]]:
         """Every declared target that covers `call` (to tell which declarations are in use)."""
-        out = []
+        out: list[tuple[DeclaredIntents, DeclaredTarget]] = []
         for doc in self._by_client.get((call.client.namespace, call.client.name), ()):
             if client_matches(doc.client, call.client):
                 out.extend((doc, t) for t in doc.targets if covers(t, call))

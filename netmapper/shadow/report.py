@@ -45,7 +45,7 @@ def target_label(target: dict[str, Any]) -> str:
     """"cart (Deployment)", "svc/cart.shop", "internet api.example.com :443"."""
     if "kubernetes" in target:
         body = target["kubernetes"]
-        return body["name"] + (f" ({body['kind']})" if body.get("kind") else "")
+        return str(body["name"]) + (f" ({body['kind']})" if body.get("kind") else "")
     if "service" in target:
         return f"svc/{target['service']['name']}"
     if "internet" in target:
