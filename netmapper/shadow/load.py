@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -179,7 +179,7 @@ def load_cluster(api_client: Any) -> LoadResult:
     last: ApiException | None = None
     for version in CLUSTER_VERSIONS:
         try:
-            listed: dict[str, Any] = api.list_cluster_custom_object(GROUP, version, "clientintents")
+            listed = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, version, "clientintents"))
         except ApiException as e:
             if e.status == 404:  # version (or the CRD) not served: try the next one
                 last = e
