@@ -16,7 +16,7 @@ from edge_testing import edge, internet, workload
 from netmapper.demo.run import free_port
 from netmapper_api.limits import client_channel_options
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
-from webhook_server import WebhookServer
+from webhook_testing import WebhookServer
 
 NOW = time.time()
 EDGES = [

@@ -16,7 +16,7 @@ from netmapper.shadow.load import load_paths, load_text
 from netmapper.shadow.signals import UncoveredCallSignaller
 from netmapper_api.limits import client_channel_options
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
-from webhook_server import WebhookServer
+from webhook_testing import WebhookServer
 
 INTENTS = """\
 apiVersion: k8s.otterize.com/v2beta1
