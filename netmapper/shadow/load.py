@@ -15,14 +15,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+import yaml
 
 from netmapper.shadow.model import DeclaredIntents, LoadProblem, LoadResult
 from netmapper.shadow.parse import GROUP, KIND, DocumentError, PathElem, is_client_intents, parse_document
 
 log = logging.getLogger(__name__)
+
+_LOADER: Final[type[yaml.SafeLoader]] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SUFFIXES: Final[tuple[str, ...]] = (".yaml", ".yml", ".json")
 _DOC_START: Final[re.Pattern[str]] = re.compile(r"^---(?:[ \t]|$)")
@@ -55,29 +55,40 @@ def split_documents(text: str) -> Iterator[tuple[int, str]]:
         yield start, "".join(lines[start:])
 
 
-def _node_line(root: object, path: Sequence[PathElem]) -> tuple[int, int] | None:
-    """(line, column), 0-based, of the node at `path` in a round-trip loaded document (or its nearest
-    ancestor that has a position)."""
-    best: tuple[int, int] | None = None
+def _parse(chunk: str) -> tuple[object, yaml.Node | None]:
+    """(data, node tree) of one document, with libyaml when PyYAML has it: reading thousands of
+    documents is a CI job's time; ruamel.yaml (pure Python) is kept for the round-trip writer."""
+    loader = _LOADER(chunk)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def _node_line(root: yaml.Node | None, path: Sequence[PathElem]) -> tuple[int, int] | None:
+    """(line, column), 0-based, of the node at `path` (a mapping key's position for a key), or of its
+    nearest ancestor that exists."""
+    if root is None:
+        return None
+    best = (root.start_mark.line, root.start_mark.column)
     node = root
-    if isinstance(node, (CommentedMap, CommentedSeq)):
-        best = (node.lc.line, node.lc.col)
     for elem in path:
-        try:
-            if isinstance(node, CommentedMap) and isinstance(elem, str) and elem in node:
-                best = tuple(node.lc.key(elem))
-                node = node[elem]
-            elif isinstance(node, CommentedSeq) and isinstance(elem, int) and elem < len(node):
-                best = tuple(node.lc.item(elem))
-                node = node[elem]
-            else:
+        if isinstance(node, yaml.MappingNode) and isinstance(elem, str):
+            pair = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == elem), None)
+            if pair is None:
                 break
-        except (KeyError, IndexError, TypeError):
+            best = (pair[0].start_mark.line, pair[0].start_mark.column)
+            node = pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(elem, int) and elem < len(node.value):
+            node = node.value[elem]
+            best = (node.start_mark.line, node.start_mark.column)
+        else:
             break
     return best
 
 
-def _with_target_lines(declared: DeclaredIntents, root: object, prefix: tuple[PathElem, ...], name: str,
+def _with_target_lines(declared: DeclaredIntents, root: yaml.Node | None, prefix: tuple[PathElem, ...], name: str,
                        offset: int) -> DeclaredIntents:
     """The same intents with each target's "file:line" (reports point at the line to edit)."""
     key = "targets" if declared.api_version.endswith(("v2alpha1", "v2beta1")) else "calls"
@@ -105,16 +116,15 @@ def load_text(text: str, name: str, *, default_namespace: str = "") -> LoadResul
     """Parse one YAML stream; `name` labels positions in problems."""
     intents: list[DeclaredIntents] = []
     problems: list[LoadProblem] = []
-    yaml = YAML(typ="rt")
     for offset, chunk in split_documents(text):
         try:
-            doc = yaml.load(chunk)
-        except MarkedYAMLError as e:
+            doc, tree = _parse(chunk)
+        except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             where = f"{name}:{offset + mark.line + 1}:{mark.column + 1}" if mark else f"{name}:{offset + 1}"
             problems.append(LoadProblem(where, f"invalid YAML: {e.problem or e.context}"))
             continue
-        except YAMLError as e:
+        except yaml.YAMLError as e:
             problems.append(LoadProblem(f"{name}:{offset + 1}", f"invalid YAML: {e}"))
             continue
         if doc is None:
@@ -122,7 +132,7 @@ def load_text(text: str, name: str, *, default_namespace: str = "") -> LoadResul
         for item, prefix in _documents_of(doc):
             if not _looks_like_intents(item):
                 continue
-            pos = _node_line(doc, prefix)
+            pos = _node_line(tree, prefix)
             line = offset + (pos[0] if pos else 0) + 1
             try:
                 if not is_client_intents(item):
@@ -130,9 +140,9 @@ def load_text(text: str, name: str, *, default_namespace: str = "") -> LoadResul
                                         ("apiVersion",))
                 assert isinstance(item, Mapping)
                 declared = parse_document(item, source=f"{name}:{line}", default_namespace=default_namespace)
-                intents.append(_with_target_lines(declared, doc, prefix, name, offset))
+                intents.append(_with_target_lines(declared, tree, prefix, name, offset))
             except DocumentError as e:
-                at = _node_line(doc, (*prefix, *e.path))
+                at = _node_line(tree, (*prefix, *e.path))
                 where = f"{name}:{offset + at[0] + 1}:{at[1] + 1}" if at else f"{name}:{line}"
                 problems.append(LoadProblem(where, f"{e}" + (f" (at {e.where()})" if e.path else "")))
     return LoadResult(intents=intents, problems=problems)

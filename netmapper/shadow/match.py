@@ -124,29 +124,60 @@ def covers(target: DeclaredTarget, call: Call) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _DocIndex:
+    """One document's targets by what they can cover, so a call is checked against a handful of
+    candidates instead of every target of a client with hundreds."""
+
+    doc: DeclaredIntents
+    workloads: dict[tuple[str, str], list[DeclaredTarget]]  # (namespace, name) of kubernetes targets
+    services: dict[tuple[str, str], list[DeclaredTarget]]  # (namespace, name) of service targets
+    internet: list[DeclaredTarget]
+
+    @classmethod
+    def of(cls, doc: DeclaredIntents) -> _DocIndex:
+        index = cls(doc, {}, {}, [])
+        for t in doc.targets:
+            if t.type == "kubernetes":
+                index.workloads.setdefault((t.namespace, t.name), []).append(t)
+            elif t.type == "service":
+                index.services.setdefault((t.namespace, t.name), []).append(t)
+            else:
+                index.internet.append(t)
+        return index
+
+    def candidates(self, call: Call) -> list[DeclaredTarget]:
+        if call.server_kind in (keys.INTERNET, keys.UNRESOLVED):
+            return self.internet
+        out = list(self.workloads.get((call.server_namespace, call.server_name), ()))
+        for svc in call.services:
+            out.extend(self.services.get(svc, ()))
+        return sorted(out, key=lambda t: t.index) if len(out) > 1 else out
+
+
 class IntentsIndex:
     """Declared intents indexed by client (namespace, name) for matching many calls."""
 
     def __init__(self, intents: Iterable[DeclaredIntents]) -> None:
         self.intents = list(intents)
-        self._by_client: dict[tuple[str, str], list[DeclaredIntents]] = {}
+        self._by_client: dict[tuple[str, str], list[_DocIndex]] = {}
         for doc in self.intents:
-            self._by_client.setdefault((doc.client.namespace, doc.client.name), []).append(doc)
+            self._by_client.setdefault((doc.client.namespace, doc.client.name), []).append(_DocIndex.of(doc))
 
     def covering(self, call: Call) -> tuple[DeclaredIntents, DeclaredTarget] | None:
         """The first declared target that covers `call`, with its document; None when nothing does."""
-        for doc in self._by_client.get((call.client.namespace, call.client.name), ()):
-            if not client_matches(doc.client, call.client):
+        for index in self._by_client.get((call.client.namespace, call.client.name), ()):
+            if not client_matches(index.doc.client, call.client):
                 continue
-            for target in doc.targets:
+            for target in index.candidates(call):
                 if covers(target, call):
-                    return doc, target
+                    return index.doc, target
         return None
 
     def all_covering(self, call: Call) -> list[tuple[DeclaredIntents, DeclaredTarget]]:
         """Every declared target that covers `call` (to tell which declarations are in use)."""
         out: list[tuple[DeclaredIntents, DeclaredTarget]] = []
-        for doc in self._by_client.get((call.client.namespace, call.client.name), ()):
-            if client_matches(doc.client, call.client):
-                out.extend((doc, t) for t in doc.targets if covers(t, call))
+        for index in self._by_client.get((call.client.namespace, call.client.name), ()):
+            if client_matches(index.doc.client, call.client):
+                out.extend((index.doc, t) for t in index.candidates(call) if covers(t, call))
         return out

@@ -27,9 +27,9 @@ from ruamel.yaml.error import YAMLError
 from netmapper.intents.export import ExportOptions
 from netmapper.intents.yaml_writer import render_yaml
 from netmapper.shadow.diff import Entry, diff
-from netmapper.shadow.load import intent_files, split_documents
+from netmapper.shadow.load import intent_files, load_text, split_documents
 from netmapper.shadow.model import ClientRef, DeclaredIntents
-from netmapper.shadow.parse import DocumentError, is_client_intents, parse_document
+from netmapper.shadow.parse import is_client_intents
 from netmapper.shadow.report import intents_snippet
 from netmapper_api.v1 import edge_pb2
 
@@ -69,17 +69,29 @@ def _read_dir(root: Path) -> list[_File]:
         f = _File(path)
         for offset, chunk in split_documents(text):
             doc = _Doc(chunk)
-            try:
-                tree = _yaml().load(chunk)
-                if is_client_intents(tree):
-                    doc.declared = parse_document(tree, source=f"{path}:{offset + 1}")
-                    doc.tree = tree
-                    doc.indent = guess_indent(chunk)
-            except (YAMLError, DocumentError) as e:
-                log.warning("%s:%d: left as is: %s", path, offset + 1, e)  # the diff reports it in full
+            # Read fast (libyaml); the round-trip tree is built only for documents that change.
+            found = load_text(chunk, f"{path}:{offset + 1}").intents
+            if len(found) == 1:
+                doc.declared = replace(found[0], source=f"{path}:{offset + 1}")
             f.docs.append(doc)
         files.append(f)
     return files
+
+
+def _tree(doc: _Doc) -> Any:
+    """The document's round-trip tree (comments and layout attached), or None when it is not one
+    ClientIntents mapping that can be edited (a `kind: List`, say)."""
+    if doc.tree is None:
+        try:
+            tree = _yaml().load(doc.text)
+        except YAMLError as e:
+            log.warning("left as is: %s", e)
+            return None
+        if not is_client_intents(tree) or not isinstance(tree.get("spec"), CommentedMap):
+            return None
+        doc.tree = tree
+        doc.indent = guess_indent(doc.text)
+    return doc.tree
 
 
 def _merged_targets(entries: Iterable[Entry]) -> list[dict[str, Any]]:
@@ -233,7 +245,11 @@ def write_directory(root: Path, edges: Sequence[edge_pb2.Edge], *, prune: bool =
             added.extend(entries)
             continue
         doc = by_identity[id(owner)]
-        spec = doc.tree["spec"]
+        tree = _tree(doc)
+        if tree is None:
+            not_written.append(f"{owner.source}: cannot edit this document (not a single ClientIntents)")
+            continue
+        spec = tree["spec"]
         v2 = "targets" in spec and "workload" in spec
         seq = spec["targets"] if v2 else spec["calls"]
         _block_seq(seq)
@@ -246,20 +262,24 @@ def write_directory(root: Path, edges: Sequence[edge_pb2.Edge], *, prune: bool =
             doc.changed = True
         added.extend(entries)
     if prune:
-        removals: dict[int, list[int]] = {}
+        removals: dict[int, list[Entry]] = {}
         for entry in result.unused:
             if entry.declared is not None and entry.declared_target is not None:
-                removals.setdefault(id(entry.declared), []).append(entry.declared_target.index)
-                pruned.append(entry)
+                removals.setdefault(id(entry.declared), []).append(entry)
         for dec in declared:
-            indexes = removals.get(id(dec))
-            if not indexes:
+            stale = removals.get(id(dec))
+            if not stale:
                 continue
             doc = by_identity[id(dec)]
-            spec = doc.tree["spec"]
+            tree = _tree(doc)
+            if tree is None:
+                not_written.append(f"{dec.source}: cannot edit this document (not a single ClientIntents)")
+                continue
+            spec = tree["spec"]
             seq = spec["targets"] if "targets" in spec and "workload" in spec else spec["calls"]
-            for i in sorted(indexes, reverse=True):
-                del seq[i]
+            for index in sorted((e.declared_target.index for e in stale if e.declared_target), reverse=True):
+                del seq[index]
+            pruned.extend(stale)
             doc.changed = True
     changed: list[Path] = []
     for f in files:
