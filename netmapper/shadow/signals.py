@@ -6,8 +6,9 @@ that only appends to a bounded queue, so ingest never waits for matching or for 
 
 Threads (all daemon threads owned by the signaller, stopped by stop()):
 - matcher: takes batches of new edges, matches them against the current intents (netmapper.shadow.match)
-  and queues one message per uncovered call on the bounded outbox;
-- sender: posts each message (JSON, `text` for Slack-compatible incoming webhooks), at most `rate` per
+  and queues each uncovered call on the bounded outbox;
+- sender: builds each message (JSON, `text` for Slack-compatible incoming webhooks) only when it is
+  about to post it, so the CPU spent on messages is bounded by the rate, and posts at most `rate` per
   second with bursts of `burst` (token bucket), retrying connection errors, 429 and 5xx with exponential
   backoff (honouring Retry-After) up to `max_attempts`;
 - reloader: re-reads the intents every `reload_interval` seconds and swaps the index; a failed reload
@@ -32,6 +33,7 @@ from netmapper.shadow.diff import edge_ns, entry_target, export_targets
 from netmapper.shadow.match import IntentsIndex, call_of
 from netmapper.shadow.model import ClientRef, LoadResult
 from netmapper.shadow.report import intents_snippet, rfc3339, target_label
+from netmapper_api import keys
 from netmapper_api.v1 import edge_pb2
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 USER_AGENT: Final[str] = "netmapper-signals/1"
 _RETRY_STATUS: Final[frozenset[int]] = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_BACKOFF: Final[float] = 60.0
+# Servers a ClientIntents target can name (export skips nodes): only these calls are signalled.
+_NAMEABLE: Final[frozenset[int]] = frozenset({keys.WORKLOAD, keys.SERVICE, keys.INTERNET})
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class UncoveredCallSignaller:
         # batches of new edges waiting to be matched (matching is fast: this fills only if it is stuck)
         self._inbox: queue.Queue[Sequence[edge_pb2.Edge]] = queue.Queue(maxsize=inbox_size)
         # messages waiting to be posted: fills while the webhook is slow or down
-        self._outbox: queue.Queue[Signal] = queue.Queue(maxsize=queue_size)
+        self._outbox: queue.Queue[edge_pb2.Edge] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the counters and the index reference
         self._counts = {"uncovered": 0, "delivered": 0, "failed": 0, "dropped": 0, "retries": 0}
@@ -183,14 +187,11 @@ class UncoveredCallSignaller:
                     index = self._index
                 for edge in batch:
                     call = call_of(edge)
-                    if call is None or index.covering(call) is not None:
-                        continue
-                    signal = build_signal(edge)
-                    if signal is None:
+                    if call is None or call.server_kind not in _NAMEABLE or index.covering(call) is not None:
                         continue
                     self._count("uncovered")
                     try:
-                        self._outbox.put_nowait(signal)
+                        self._outbox.put_nowait(edge)
                     except queue.Full:
                         self._count("dropped")
             except Exception:
@@ -205,7 +206,7 @@ class UncoveredCallSignaller:
         refilled = time.monotonic()
         while not self._stop.is_set():
             try:
-                signal = self._outbox.get(timeout=0.2)
+                edge = self._outbox.get(timeout=0.2)
             except queue.Empty:
                 continue
             try:
@@ -221,6 +222,10 @@ class UncoveredCallSignaller:
                     self._count("dropped")
                     continue
                 tokens -= 1.0
+                signal = build_signal(edge)
+                if signal is None:  # cannot happen for a nameable call; count it rather than lose it
+                    self._count("failed")
+                    continue
                 self._deliver(signal)
             finally:
                 self._outbox.task_done()
