@@ -100,15 +100,17 @@ def diff(edges: Iterable[edge_pb2.Edge], intents: Sequence[DeclaredIntents], *, 
         matches = index.all_covering(call)
         for doc, target in matches:
             used.add((id(doc), target.index))
-        entry_kw = dict(client=call.client, target=entry_target(targets), port=call.port, last_seen_ns=last,
-                        first_seen_ns=edge_ns(edge.first_seen))
         count = counts.setdefault(call.client, [0, 0])
         count[0] += 1
+        entry = Entry(client=call.client, target=entry_target(targets), port=call.port, last_seen_ns=last,
+                      first_seen_ns=edge_ns(edge.first_seen),
+                      declared=matches[0][0] if matches else None,
+                      declared_target=matches[0][1] if matches else None)
         if matches:
             count[1] += 1
-            covered.append(Entry(**entry_kw, declared=matches[0][0], declared_target=matches[0][1]))  # type: ignore[arg-type]
+            covered.append(entry)
         else:
-            uncovered.append(Entry(**entry_kw))  # type: ignore[arg-type]
+            uncovered.append(entry)
     unused = [Entry(client=doc.client, target=t.written, declared=doc, declared_target=t)
               for doc in intents for t in doc.targets if (id(doc), t.index) not in used]
     # Declared clients nobody saw still get a coverage row (nothing observed).

@@ -170,3 +170,27 @@ def test_an_empty_directory_gets_one_file_per_client(tmp_path: Path) -> None:
 ])
 def test_indentation_is_read_off_the_document(text: str, expected: tuple[int, int, int]) -> None:
     assert guess_indent(text) == expected
+
+
+def test_what_a_documents_version_cannot_express_is_reported_not_written(tmp_path: Path) -> None:
+    old = ("apiVersion: k8s.otterize.com/v1alpha2\nkind: ClientIntents\nmetadata: {name: cart, namespace: shop}\n"
+           "spec:\n  service: {name: cart}\n  calls:\n  - name: redis\n")
+    (tmp_path / "cart.yaml").write_text(old)
+    edges = [edge(workload("cart"), workload("redis", kind="StatefulSet"), 6379),
+             edge(workload("cart"), internet("203.0.113.5", "pay.example"), 443),  # v1alpha2 has no internet
+             edge(workload("cart"), workload("ledger", "billing"), 7000)]
+    result = write_directory(tmp_path, edges)
+    assert len(result.not_written) == 1 and "v1alpha2 cannot express" in result.not_written[0]
+    assert (tmp_path / "cart.yaml").read_text() == old + "  - name: ledger.billing\n"  # no kind in v1alpha2
+    assert result.files_created == []  # a second document for the client would clash in the cluster
+
+
+def test_v1alpha3_gets_internet_calls_in_its_own_notation(tmp_path: Path) -> None:
+    (tmp_path / "cart.yaml").write_text("apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\n"
+                                        "metadata: {name: cart, namespace: shop}\nspec:\n  service: {name: cart}\n"
+                                        "  calls: []\n")
+    write_directory(tmp_path, [edge(workload("cart"), internet("203.0.113.5", "pay.example"), 443)])
+    assert (tmp_path / "cart.yaml").read_text().endswith(
+        "  calls:\n  - type: internet\n    internet:\n      domains: [pay.example]\n      ports: [443]\n")
+    assert diff([edge(workload("cart"), internet("203.0.113.5", "pay.example"), 443)],
+                load_paths([tmp_path]).intents).uncovered == []
