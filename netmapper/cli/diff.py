@@ -70,6 +70,9 @@ def load_declared(args: argparse.Namespace) -> LoadResult:
             raise CliError(str(e)) from e
     for problem in result.problems:
         print(f"netmapper {args.command}: skipped {problem.describe()}", file=sys.stderr)
+    if not result.intents:
+        where = "in the cluster" if args.from_cluster else "under " + ", ".join(map(str, args.intents))
+        print(f"netmapper {args.command}: warning: no ClientIntents found {where}", file=sys.stderr)
     return result
 
 

@@ -196,3 +196,10 @@ def test_mapper_serve_refuses_a_webhook_without_intents() -> None:
     run = cli("mapper", "serve", "--listen", f"127.0.0.1:{free_port()}", "--webhook", "http://127.0.0.1:1/")
     assert run.returncode == 1
     assert "--webhook needs --intents PATH or --intents-from-cluster" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_no_intents_at_all_is_warned_about(mapper: str, tmp_path: Path) -> None:
+    run = cli("diff", "--mapper", mapper, "--intents", str(tmp_path))
+    assert run.returncode == 1
+    assert f"warning: no ClientIntents found under {tmp_path}" in run.stderr
+    assert "UNCOVERED (observed, not declared: blocked when enforced): 3" in run.stdout
