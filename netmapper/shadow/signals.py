@@ -55,6 +55,7 @@ class SignalStats:
     failed: int  # messages given up on (retries exhausted or refused)
     dropped: int  # messages (or edge batches) dropped because a queue was full or at stop
     retries: int  # extra attempts made
+    reloads: int  # successful re-reads of the intents
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class UncoveredCallSignaller:
         self._outbox: queue.Queue[edge_pb2.Edge] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the counters and the index reference
-        self._counts = {"uncovered": 0, "delivered": 0, "failed": 0, "dropped": 0, "retries": 0}
+        self._counts = {"uncovered": 0, "delivered": 0, "failed": 0, "dropped": 0, "retries": 0, "reloads": 0}
         self._index = IntentsIndex(self._initial_load())
         self._threads = [threading.Thread(target=fn, name=f"signals-{name}", daemon=True)
                          for name, fn in (("matcher", self._match_loop), ("sender", self._send_loop),
@@ -274,3 +275,4 @@ class UncoveredCallSignaller:
             index = IntentsIndex(result.intents)
             with self._lock:
                 self._index = index
+                self._counts["reloads"] += 1
