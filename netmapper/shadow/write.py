@@ -83,7 +83,8 @@ def _tree(doc: _Doc) -> Any:
     ClientIntents mapping that can be edited (a `kind: List`, say)."""
     if doc.tree is None:
         try:
-            tree = _yaml().load(doc.text)
+            # Blank lines at the end would stay attached to the last target, above one appended after it.
+            tree = _yaml().load(doc.text.rstrip("\n") + "\n")
         except YAMLError as e:
             log.warning("left as is: %s", e)
             return None
@@ -200,9 +201,10 @@ def _emit(doc: _Doc) -> str:
     buf = io.StringIO()
     yaml.dump(doc.tree, buf)
     out = buf.getvalue()
-    # ruamel drops comment-only lines that precede `---`; keep the original lead-in untouched.
-    lead = doc.text[: len(doc.text) - len(doc.text.lstrip())]
-    return lead + out if not out.startswith(lead) else out
+    # ruamel drops blank lines before the first token and after the last one: put the original ones back.
+    lead = doc.text[: len(doc.text) - len(doc.text.lstrip("\n"))]
+    trail = doc.text[len(doc.text.rstrip("\n")) + 1:]
+    return lead + out + trail
 
 
 def new_file_name(client: ClientRef) -> str:

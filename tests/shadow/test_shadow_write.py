@@ -194,3 +194,14 @@ def test_v1alpha3_gets_internet_calls_in_its_own_notation(tmp_path: Path) -> Non
         "  calls:\n  - type: internet\n    internet:\n      domains: [pay.example]\n      ports: [443]\n")
     assert diff([edge(workload("cart"), internet("203.0.113.5", "pay.example"), 443)],
                 load_paths([tmp_path]).intents).uncovered == []
+
+
+def test_blank_lines_header_comments_and_document_markers_stay(tmp_path: Path) -> None:
+    text = ("# file header\n\n---\n\n# leading comment of the document\n"
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: frontend, namespace: shop}\n"
+            "spec:\n  workload: {name: frontend}\n  targets:\n  - kubernetes: {name: cart}  # trailing\n\n\n"
+            "---\napiVersion: v1\nkind: ConfigMap\n...\n")
+    (tmp_path / "a.yaml").write_text(text)
+    write_directory(tmp_path, [edge(workload("frontend"), workload("db"), 5432)])
+    assert (tmp_path / "a.yaml").read_text() == text.replace(
+        "# trailing\n", "# trailing\n  - kubernetes:\n      name: db\n      kind: Deployment\n")
