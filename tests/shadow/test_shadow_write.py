@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edge_testing import edge, internet, workload
+from netmapper.intents.crd import ClientIntentsValidator
 from netmapper.shadow.diff import diff
 from netmapper.shadow.load import load_paths
 from netmapper.shadow.write import guess_indent, write_directory
@@ -121,6 +123,11 @@ spec:
     after = load_paths([repo])
     assert after.problems == []
     assert diff(EDGES, after.intents).uncovered == []
+    validator = ClientIntentsValidator()  # strict: what kubectl apply --validate=strict would say
+    for f in repo.rglob("*.yaml"):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc and doc.get("kind") == "ClientIntents":
+                assert validator.errors(doc) == [], f
 
 
 def test_write_is_idempotent(repo: Path) -> None:
