@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 import subprocess
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -107,11 +108,51 @@ def test_svg_has_the_nodes_edges_and_colours() -> None:
     assert strokes["wl/shop/frontend->svc/shop/search"] == {"#999999"}  # grey60
 
 
-def test_png_is_an_image_of_the_graph() -> None:
-    png = render_graph(build_graph(EDGES, declared()), "png")
+def png_colours(png: bytes) -> set[tuple[int, int, int]]:
+    """The opaque RGB colours of an 8-bit RGB/RGBA non-interlaced PNG (what Graphviz's cairo writes)."""
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", png[16:24])
-    assert width > 200 and height > 100
+    pos, data, header = 8, b"", b""
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        chunk = png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = chunk
+        elif kind == b"IDAT":
+            data += chunk
+        pos += 12 + length
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour_type in (2, 6) and interlace == 0
+    bpp = 4 if colour_type == 6 else 3
+    raw, stride, prev, out = zlib.decompress(data), width * bpp, bytearray(width * bpp), set()
+    for y in range(height):
+        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if ftype == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif ftype == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif ftype == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif ftype == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        out.update((line[i], line[i + 1], line[i + 2]) for i in range(0, stride, bpp)
+                   if bpp == 3 or line[i + 3] == 255)
+        prev = line
+    return out
+
+
+GOLD, FORESTGREEN, GREY60 = (255, 215, 0), (34, 139, 34), (153, 153, 153)
+
+
+def test_png_draws_the_coverage_colours() -> None:
+    coloured = png_colours(render_graph(build_graph(EDGES, declared()), "png"))
+    assert {GOLD, FORESTGREEN, GREY60} <= coloured
+    plain = png_colours(render_graph(build_graph(EDGES), "png"))
+    assert not {GOLD, FORESTGREEN} & plain  # (grey also appears in anti-aliased black text)
 
 
 def test_unknown_format_is_refused() -> None:
