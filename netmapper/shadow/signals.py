@@ -11,8 +11,8 @@ Threads (all daemon threads owned by the signaller, stopped by stop()):
   about to post it, so the CPU spent on messages is bounded by the rate, and posts at most `rate` per
   second with bursts of `burst` (token bucket), retrying connection errors, 429 and 5xx with exponential
   backoff (honouring Retry-After) up to `max_attempts`;
-- reloader: re-reads the intents every `reload_interval` seconds and swaps the index; a failed reload
-  keeps the previous intents.
+- reloader: re-reads the intents every `reload_interval` seconds and swaps the index (a failed reload
+  keeps the previous intents), and logs the counters when they changed.
 Nothing is lost silently: a message is counted as delivered, failed (gave up, or the endpoint refused it
 with another 4xx) or dropped (a queue was full, or it was still queued at stop).
 """
@@ -266,7 +266,13 @@ class UncoveredCallSignaller:
     # -- reloader --
 
     def _reload_loop(self) -> None:
+        logged: tuple[int, int, int, int] | None = None
         while not self._stop.wait(self._reload_interval):
+            stats = self.stats()
+            now = (stats.uncovered, stats.delivered, stats.failed, stats.dropped)
+            if now != logged and any(now):  # the counters, each time they moved, for whoever reads the log
+                log.info("signals: %d uncovered calls, %d delivered, %d failed, %d dropped", *now)
+                logged = now
             try:
                 result = self._load()
             except Exception as e:  # keep the intents we have; the next reload may succeed
