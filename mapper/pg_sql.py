@@ -96,7 +96,8 @@ UPSERT: Final[str] = (
     "ON CONFLICT (key) DO UPDATE SET "
     "{cex}, {sex}, {cip}, {sip}, {csvc}, {ssvc}, {cdns}, {sdns}, {nodes}, "
     "first_ns = LEAST(e.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(e.last_ns, EXCLUDED.last_ns), "
-    "count = e.count + EXCLUDED.count, xid = EXCLUDED.xid"
+    "count = e.count + EXCLUDED.count, xid = EXCLUDED.xid "
+    "RETURNING e.key, e.xmax = 0"  # xmax 0: the row was inserted, not updated (a new edge)
 ).format(
     cols=", ".join(c for c, _ in COLUMNS),
     values=", ".join(_column_value(i, t) for i, (_, t) in enumerate(COLUMNS)),

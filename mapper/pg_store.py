@@ -219,6 +219,7 @@ class PgEdgeStore:
             return MergeResult(accepted=0, rejected=len(edges), error="request has no node name" if edges else "")
         now = now_ns if now_ns is not None else time.time_ns()
         pending: dict[EdgeKey, _Pending] = {}
+        reported: dict[EdgeKey, edge_pb2.Edge] = {}  # the first report of each key (new-edge observers)
         accepted = rejected = 0
         error = ""
         for e in edges:
@@ -232,10 +233,11 @@ class PgEdgeStore:
             cur = pending.get(p.key)
             if cur is None:
                 pending[p.key] = p
+                reported[p.key] = e
             else:
                 cur.client, cur.server = _merge_attrs(cur.client, p.client), _merge_attrs(cur.server, p.server)
                 cur.first, cur.last, cur.count = min(cur.first, p.first), max(cur.last, p.last), cur.count + p.count
-        result = MergeResult(accepted=accepted, rejected=rejected, error=error)
+        new_edges: list[edge_pb2.Edge] = []
         with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             with conn.transaction():
                 if batch is not None:
@@ -250,12 +252,14 @@ class PgEdgeStore:
                         return MergeResult(accepted=0, rejected=0)
                 if pending:
                     ordered = sorted((keys.sort_key(p.key), p) for p in pending.values())
-                    conn.execute(UPSERT, (self._batch_json(ordered, node),))
+                    inserted = conn.execute(UPSERT, (self._batch_json(ordered, node),)).fetchall()
+                    by_sort_key = {sort_key: p.key for sort_key, p in ordered}
+                    new_edges = [reported[by_sort_key[bytes(k).decode()]] for k, is_new in inserted if is_new]
                 if lost:
                     self._add_lost(conn, lost, now)
                 if pending:
                     conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-        return result
+        return MergeResult(accepted=accepted, rejected=rejected, error=error, new_edges=tuple(new_edges))
 
     @staticmethod
     def _batch_json(rows: Sequence[tuple[str, _Pending]], node: str) -> str:

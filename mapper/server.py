@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mapper.filters import InvalidQuery
 from mapper.metrics import MapperMetrics
+from mapper.observer import NewEdgeObserver
 from mapper.store import MergeResult
 from mapper.stores import Store, StoreUnavailable, open_store
 from mapper.watch import watch
@@ -50,8 +51,9 @@ class _MapperService:
     """Handlers of netmapper.v1.Mapper over one store."""
 
     def __init__(self, store: Store, max_streams: int, max_watchers: int, metrics: MapperMetrics | None,
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, observer: NewEdgeObserver | None = None) -> None:
         self._store = store
+        self._observer = observer
         self._max_streams = max_streams
         self._max_watchers = max_watchers
         self._metrics = metrics
@@ -91,6 +93,11 @@ class _MapperService:
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
                 if self._metrics is not None:
                     self._count_batch(req, result, time.perf_counter() - started)
+                if result.new_edges and self._observer is not None:
+                    try:
+                        self._observer.new_edges(result.new_edges)
+                    except Exception:  # an observer's bug must not cost the sniffer its stream
+                        log.exception("new-edge observer failed")
                 batches += 1
                 accepted += result.accepted
                 rejected += result.rejected
@@ -258,11 +265,13 @@ def serve(
     credentials: grpc.ServerCredentials | None = None,
     flush_interval: float = 1.0,
     metrics_listen: str | None = None,
+    observer: NewEdgeObserver | None = None,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
     running. `db`: a SQLite file that keeps the edges across restarts, a postgresql:// URL (replicas
     share it), or None (memory only). With `credentials` the port is TLS (grpc.ssl_server_credentials);
-    otherwise plaintext. With `metrics_listen` ("host:port") Prometheus metrics are served at /metrics."""
+    otherwise plaintext. With `metrics_listen` ("host:port") Prometheus metrics are served at /metrics.
+    `observer` hears of every edge the store had not seen before (mapper/observer.py)."""
     store = open_store(db, flush_interval=flush_interval)
     stop_metrics: Callable[[], None] | None = None
     metrics_port = 0
@@ -273,7 +282,7 @@ def serve(
             metrics.track_store_size(store.__len__)
             _, metrics_port, stop_metrics = metrics.serve(metrics_listen)
         stopping = threading.Event()
-        service = _MapperService(store, max_streams, max_watchers, metrics, stopping)
+        service = _MapperService(store, max_streams, max_watchers, metrics, stopping, observer)
         workers = max_streams + max_watchers + _QUERY_WORKERS
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mapper-rpc"),

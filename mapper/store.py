@@ -64,6 +64,8 @@ class MergeResult:
     accepted: int
     rejected: int
     error: str = ""  # the first rejection reason, "" when none
+    # edges of the batch that created a record (first report of their key), for mapper/observer.py
+    new_edges: tuple[edge_pb2.Edge, ...] = ()
 
 
 class EdgeStore:
@@ -104,6 +106,7 @@ class EdgeStore:
         now = time.time_ns()
         accepted = rejected = 0
         error = ""
+        new_edges: list[edge_pb2.Edge] = []
         valid_protocols = keys.VALID_PROTOCOLS
         changed: list[EdgeRecord] = []
         with self._lock:
@@ -147,6 +150,7 @@ class EdgeStore:
                 rec = records.get(key)
                 if rec is None:
                     rec = self._insert(key, c[1], s[1], first, last)
+                    new_edges.append(e)
                 else:
                     # Attributes objects are interned per serialized endpoint, so "merged lately" is an
                     # identity test (the tuple scan stays in C); anything else is merged (idempotent).
@@ -174,7 +178,7 @@ class EdgeStore:
             if changed:
                 self._version = version + 1
                 self.changes.publish(changed, self._version)
-        return MergeResult(accepted=accepted, rejected=rejected, error=error)
+        return MergeResult(accepted=accepted, rejected=rejected, error=error, new_edges=tuple(new_edges))
 
     def _resolve(self, ep: edge_pb2.Endpoint, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
         """Identity and attributes of a serialized endpoint, cached by its bytes. Caller holds _lock.
