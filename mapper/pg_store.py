@@ -253,8 +253,9 @@ class PgEdgeStore:
                 if pending:
                     ordered = sorted((keys.sort_key(p.key), p) for p in pending.values())
                     inserted = conn.execute(UPSERT, (self._batch_json(ordered, node),)).fetchall()
-                    by_sort_key = {sort_key: p.key for sort_key, p in ordered}
-                    new_edges = [reported[by_sort_key[bytes(k).decode()]] for k, is_new in inserted if is_new]
+                    created = {bytes(k).decode() for k, is_new in inserted if is_new}
+                    # In the order they were reported, as the SQLite store lists them.
+                    new_edges = [e for key, e in reported.items() if keys.sort_key(key) in created]
                 if lost:
                     self._add_lost(conn, lost, now)
                 if pending:
