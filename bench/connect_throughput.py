@@ -13,9 +13,11 @@ of its kernel hooks alone so the cost of each is known:
 A connect loop written in C (Python is too slow to see a 5% effect) connects to a C accept loop on the
 loopback of a private network namespace (SO_LINGER 0: no TIME_WAIT). The hooks see every namespace, so
 the loop's connects (and its packets, for the DNS hook) go through them exactly as a pod's would.
-By default the loop, its server and the probe process share one CPU (--cpu): throughput is then bound
-by the CPU time of a connect, hooks and the sniffer's own user-space work included, instead of by
-cross-CPU wake-ups of an otherwise idle VM CPU (which made unpinned no-probe runs the slowest here).
+By default the loop, its server and the probe process share one CPU (--cpu) under SCHED_RR (server
+above probe process above loop): throughput is then bound by the CPU time of a connect, the hooks and
+the sniffer's own user-space work included, and other work on a shared machine can take at most the
+5% that RT throttling leaves it. Unpinned at normal priority the same loop varied 14k-31k connects/s
+between runs here (6 other jobs on 2 CPUs), pinned under SCHED_RR 58k-61k.
 
 1. Throughput, A/B in one run: ROUNDS x every mode, a fresh sniffer process per run (started, ready file
    awaited, measured, stopped), the order of the modes rotated every round so drift hits all alike.
@@ -196,8 +198,13 @@ class Results:
     loss_max_drain_seconds: float = 0.0
 
 
-def pinned(cpu: int | None, cmd: list[str]) -> list[str]:
-    return cmd if cpu is None else ["taskset", "-c", str(cpu), *cmd]
+# SCHED_RR priorities on the pinned CPU: the server preempts the loop as soon as a connection waits
+# (as it would from another CPU), the probe process preempts the loop whenever it has work.
+PRIO_LOOP, PRIO_PROBE, PRIO_SERVER = 10, 15, 20
+
+
+def pinned(cpu: int | None, cmd: list[str], prio: int = PRIO_LOOP) -> list[str]:
+    return cmd if cpu is None else ["taskset", "-c", str(cpu), "chrt", "-r", str(prio), *cmd]
 
 
 class Bench:
@@ -212,14 +219,14 @@ class Bench:
         src.write_text(C_SOURCE)
         subprocess.run(["gcc", "-O2", "-Wall", "-o", str(self.binary), str(src)], check=True)
 
-    def ns(self, *cmd: str) -> list[str]:
-        return pinned(self.cpu, ["ip", "netns", "exec", self.netns, *cmd])
+    def ns(self, *cmd: str, prio: int = PRIO_LOOP) -> list[str]:
+        return pinned(self.cpu, ["ip", "netns", "exec", self.netns, *cmd], prio)
 
     def netns_inode(self) -> int:
         return os.stat(f"/run/netns/{self.netns}").st_ino
 
     def serve(self) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(self.ns(str(self.binary), "serve", str(PORT)), stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(self.ns(str(self.binary), "serve", str(PORT), prio=PRIO_SERVER), stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("bench listener did not start")
@@ -251,7 +258,7 @@ class ProbeProcess:
             cmd = [py, str(Path(__file__).resolve()), "--hook-alone", mode, "--interval", str(interval),
                    "--ready-file", str(self.ready)]
         self.log = (workdir / f"{mode}.log").open("ab")
-        self.proc = subprocess.Popen(pinned(cpu, cmd), cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(pinned(cpu, cmd, PRIO_PROBE), cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(1200):  # up to 60 s: compile + load
             if self.ready.exists():
                 break
@@ -380,7 +387,7 @@ def main() -> int:
     p.add_argument("--interval", type=float, default=1.0, help="drain interval")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     p.add_argument("--cpu", type=int, default=0,
-                   help="run the loop, its server and the probe process on this CPU only (-1: anywhere)")
+                   help="run the loop, its server and the probe process on this CPU only, SCHED_RR (-1: anywhere, normal priority)")
     p.add_argument("--settle", type=float, default=1.0, help="pause before each measured run")
     p.add_argument("--edges", type=int, default=10_000)
     p.add_argument("--loss-seconds", type=float, default=5.0, help="0 skips the loss check")
