@@ -24,6 +24,7 @@ import time
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from netmapper_api.loss import LossSource
 from sniffer import libbpf
 from sniffer.cgroups import find_cgroup2_root
 from sniffer.probe_loader import LoadedObjects, load_programs
@@ -168,4 +169,4 @@ class DnsProbe:
         """Loss since the previous call, or None when nothing was lost."""
         total = self.lost_total()
         delta, self._lost_reported = total - self._lost_reported, total
-        return ProbeLoss(source="ring_buffer", count=delta) if delta > 0 else None
+        return ProbeLoss(source=LossSource.RING_BUFFER, count=delta) if delta > 0 else None
