@@ -102,7 +102,9 @@ static int serve(int port) {
     }
 }
 
-/* connect PORT SECONDS NADDRS: connect loop over NADDRS destinations (1 = 127.0.0.1, else 127.1.x.y) */
+/* connect PORT SECONDS NADDRS [BASE]: connect loop over NADDRS destinations (1 = 127.0.0.1, else
+   BASE | x.y with x = 1 + i / 250, y = 1 + i % 250; BASE defaults to 127.1.0.0) */
+static unsigned base = 0x7f010000;
 static int loop(int port, double seconds, int naddrs) {
     long attempts = 0, ok = 0, failed = 0;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -110,7 +112,7 @@ static int loop(int port, double seconds, int naddrs) {
     int i = 0;
     while (t < end) {
         if (naddrs <= 1) a.sin_addr.s_addr = htonl(0x7f000001);
-        else a.sin_addr.s_addr = htonl(0x7f010000 | (((i / 250) + 1) << 8) | ((i % 250) + 1));
+        else a.sin_addr.s_addr = htonl(base | (((i / 250) + 1) << 8) | ((i % 250) + 1));
         i = (i + 1) % (naddrs > 1 ? naddrs : 1);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) { perror("socket"); return 1; }
@@ -131,8 +133,9 @@ static int loop(int port, double seconds, int naddrs) {
 
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "serve")) return serve(atoi(argv[2]));
+    if (argc >= 6) base = strtoul(argv[5], NULL, 0);
     if (argc >= 5 && !strcmp(argv[1], "connect")) return loop(atoi(argv[2]), atof(argv[3]), atoi(argv[4]));
-    fprintf(stderr, "usage: %s serve PORT | connect PORT SECONDS NADDRS\n", argv[0]);
+    fprintf(stderr, "usage: %s serve PORT | connect PORT SECONDS NADDRS [BASE]\n", argv[0]);
     return 2;
 }
 """
@@ -232,9 +235,9 @@ class Bench:
             raise RuntimeError("bench listener did not start")
         return proc
 
-    def connect_loop(self, seconds: float, naddrs: int) -> LoopResult:
+    def connect_loop(self, seconds: float, naddrs: int, base: int = 0x7F010000) -> LoopResult:
         out = subprocess.run(
-            self.ns(str(self.binary), "connect", str(PORT), str(seconds), str(naddrs)),
+            self.ns(str(self.binary), "connect", str(PORT), str(seconds), str(naddrs), hex(base)),
             check=True, capture_output=True, text=True, timeout=seconds + 60,
         ).stdout
         return LoopResult(**json.loads(out))

@@ -68,7 +68,7 @@
 _Static_assert((DNS_MAX_PAYLOAD & (DNS_MAX_PAYLOAD - 1)) == 0, "DNS_MAX_PAYLOAD must be a power of 2");
 
 #ifndef DNS_RINGBUF_PAGES
-#define DNS_RINGBUF_PAGES 4096
+#define DNS_RINGBUF_PAGES 1024
 #endif
 
 struct dns_event {

@@ -46,6 +46,10 @@ EVENT_OFFSETS: dict[str, int] = {
     "payload_len": 52, "captured_len": 54, "family": 56, "protocol": 57, "flags": 58, "payload": 64,
 }
 MAX_PAYLOAD = 512
+# 4 MiB: ~7,000 replies of slack between two reads (the reader wakes on each record). It is kernel
+# memory charged to the sniffer's cgroup, and mapped twice into it (the data area is mapped back to
+# back so records can wrap), so 16 MiB cost 32 MiB of RSS for bursts nobody sees.
+DEFAULT_RINGBUF_PAGES = 1024
 FLAG_TRUNCATED = 1
 
 def _addr(family: int, raw: bytes) -> IPAddress:
@@ -83,7 +87,7 @@ class DnsProbe:
     buffer was full, `take_loss()` the increase since the previous call as a ProbeLoss.
     """
 
-    def __init__(self, *, cgroup_root: str | None = None, ringbuf_pages: int = 4096,
+    def __init__(self, *, cgroup_root: str | None = None, ringbuf_pages: int = DEFAULT_RINGBUF_PAGES,
                  source: Path = BPF_SOURCE) -> None:
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
             raise ValueError("ringbuf_pages must be a power of two")

@@ -13,7 +13,7 @@ import ctypes.util
 import errno
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 LIBBPF_NAMES = ("libbpf.so.1", "libbpf.so")
@@ -86,36 +86,30 @@ def update(map_fd: int, key: ct._CData, value: ct._CData) -> None:
     _check(lib().bpf_map_update_elem(map_fd, ct.byref(key), ct.byref(value), 0), "BPF_MAP_UPDATE_ELEM")
 
 
-def lookup_and_delete_batch(map_fd: int, keys: ct.Array[Any], values: ct.Array[Any]) -> int:
-    """BPF_MAP_LOOKUP_AND_DELETE_BATCH over a whole hash map into keys/values; returns the entry count.
+def lookup_and_delete_batches(map_fd: int, keys: ct.Array[Any], values: ct.Array[Any], *,
+                              limit: int) -> Iterator[int]:
+    """BPF_MAP_LOOKUP_AND_DELETE_BATCH over a whole hash map, len(keys) entries at a time.
 
-    Only for a map nobody writes meanwhile (the connect probe's inactive buffer).
+    Yields the number of entries placed at the start of keys/values; read them before the next step.
+    Only for a map nobody writes meanwhile (the connect probe's inactive buffer). limit: the map's
+    max_entries (bounds the walk).
     """
     capacity = len(keys)
-    key_size, value_size = ct.sizeof(keys._type_), ct.sizeof(values._type_)
     in_batch, out_batch, count = ct.c_uint32(0), ct.c_uint32(0), ct.c_uint32(0)
-    total = 0
-    for _ in range(capacity + 1):  # each call returns >= 1 entry or ends the walk
-        count.value = capacity - total
-        if count.value == 0:
-            break
+    first = True
+    for _ in range(limit + 1):  # each call returns >= 1 entry or ends the walk
+        count.value = capacity
         res = lib().bpf_map_lookup_and_delete_batch(
-            map_fd,
-            ct.byref(in_batch) if total else None,
-            ct.byref(out_batch),
-            ct.byref(keys, key_size * total),
-            ct.byref(values, value_size * total),
-            ct.byref(count),
-            None,
-        )
+            map_fd, None if first else ct.byref(in_batch), ct.byref(out_batch), keys, values, ct.byref(count), None)
         err = ct.get_errno()
-        total += count.value
+        if count.value:
+            yield count.value
         if res < 0:
             if err == errno.ENOENT:  # walked past the last bucket
-                break
+                return
             raise OSError(err, f"BPF_MAP_LOOKUP_AND_DELETE_BATCH: {os.strerror(err)}")
+        first = False
         in_batch.value = out_batch.value
-    return total
 
 
 def raw_tracepoint_open(name: str, prog_fd: int) -> int:

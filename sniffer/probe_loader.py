@@ -85,6 +85,7 @@ def load_programs(*, source: Path, cflags: list[str], programs: dict[str, str], 
             proc.wait()
             raise LoadError(f"BPF loader process failed ({e}); its stderr is above") from e
         proc.wait(timeout=timeout)
+    reply: dict[str, Any]
     try:
         reply = json.loads(data.decode()) if data else {"error": f"loader exited with status {proc.returncode}"}
     except ValueError:

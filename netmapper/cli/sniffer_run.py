@@ -50,7 +50,7 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
     if args.snapshot is not None:
         from sniffer.snapshot_feed import SnapshotFeed
 
-        return SnapshotFeed(args.snapshot), 0.0
+        return SnapshotFeed(args.snapshot, node=args.node), 0.0
     from sniffer.kube_feed import KubeFeed
 
     if args.kubeconfig is not None:
