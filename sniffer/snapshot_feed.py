@@ -176,7 +176,7 @@ def _child_main(argv: list[str]) -> int:
     try:
         objs = shaped_for_node(read_snapshot(Path(argv[0])), argv[1])
     except SnapshotError as e:
-        print(e, file=sys.stderr)
+        print(" ".join(str(e).split()), file=sys.stderr)  # one line: the parent reports the last one
         return 2
     out = sys.stdout
     for o in objs:
