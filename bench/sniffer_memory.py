@@ -102,6 +102,7 @@ class Phase:
     rss_mib_median: float = 0.0
     rss_mib_max: float = 0.0
     memcg_mib_max: float = 0.0  # the cgroup's charge (user + kernel memory), max over the phase
+    memcg_peak_mib: float = 0.0  # the cgroup's high-water mark since start (start-up: bcc child, snapshot child)
     samples: list[float] = field(default_factory=list)
 
 
@@ -186,6 +187,7 @@ def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds
             time.sleep(0.5)
             phase.samples.append(rss_mib(proc.pid))
             phase.memcg_mib_max = max(phase.memcg_mib_max, cg.mib())
+        phase.memcg_peak_mib = cg.mib(peak=True)
     finally:
         if loop is not None:
             loop.wait()
@@ -296,11 +298,12 @@ def main() -> int:
             mapper_log.close()
             subprocess.run(["ip", "netns", "del", netns], check=False)
 
-    print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'RSS max':>9}{'cgroup max':>12}{'mapper edges':>14}"
-          f"   (MiB; RSS over the second half of {args.seconds:g} s)")
+    print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'RSS max':>9}{'cgroup max':>12}{'cgroup peak':>13}"
+          f"{'mapper edges':>14}   (MiB; RSS and cgroup max over the second half of {args.seconds:g} s; "
+          "peak since start-up)")
     for ph in res.phases:
         print(f"{ph.name:10}{ph.pods:7d}{ph.rss_mib_median:12.1f}{ph.rss_mib_max:9.1f}{ph.memcg_mib_max:12.1f}"
-              f"{ph.edges_at_mapper:14d}")
+              f"{ph.memcg_peak_mib:13.1f}{ph.edges_at_mapper:14d}")
     if res.remedies:
         print()
         print(f"{'remedy (both probes loaded, idle)':36}{'RSS MiB':>8}")
