@@ -299,7 +299,7 @@ def main() -> int:
             subprocess.run(["ip", "netns", "del", netns], check=False)
 
     print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'RSS max':>9}{'cgroup max':>12}{'cgroup peak':>13}"
-          f"{'mapper edges':>14}   (MiB; RSS and cgroup max over the second half of {args.seconds:g} s; "
+          f"{'mapper edges':>14}   (MiB; RSS over the second half of {args.seconds:g} s, cgroup max over all of it, "
           "peak since start-up)")
     for ph in res.phases:
         print(f"{ph.name:10}{ph.pods:7d}{ph.rss_mib_median:12.1f}{ph.rss_mib_max:9.1f}{ph.memcg_mib_max:12.1f}"
