@@ -142,8 +142,7 @@ class KubeFeed:
         for s in self._streams:
             s.interrupt()
         for s in self._streams:
-            s.join(5.0)
-            if s._thread is not None and s._thread.is_alive():
+            if not s.join(5.0):
                 log.warning("%s: thread did not stop within 5s", s.name)
         if self._api is not None:
             self._api.close()

@@ -114,9 +114,12 @@ class Stream:
         self._thread = threading.Thread(target=self._run, name=f"kube-feed-{self.name}", daemon=True)
         self._thread.start()
 
-    def join(self, timeout: float) -> None:
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread; True when it has stopped (or never started)."""
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def interrupt(self) -> None:
         """Unblock a read in progress (called from stop())."""
