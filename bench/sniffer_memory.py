@@ -19,7 +19,7 @@ Remedies (--remedies): RSS of a process that imported the sniffer and loaded bot
   + malloc_trim(0)     the same, then glibc's free memory returned to the kernel
   loader child         bcc in a short-lived child, fds passed back (what the sniffer does now)
 
-Needs root and gcc.   .venv/bin/python bench/sniffer_memory.py [--pods 10000] [--seconds 20]
+Needs root and gcc.   .venv/bin/python bench/sniffer_memory.py [--pods 10000] [--seconds 20] [--pods-per-workload 1]
 """
 from __future__ import annotations
 
@@ -52,10 +52,12 @@ def pod_ip(i: int) -> str:
     return str(ipaddress.IPv4Address(POD_BASE | ((i // 250 + 1) << 8) | (i % 250 + 1)))
 
 
-def snapshot(pods: int) -> dict[str, Any]:
-    """A cluster as `kubectl get deploy,rs,pods,svc -A -o json` prints it (JSON is YAML)."""
+def snapshot(pods: int, per_deploy: int = 1) -> dict[str, Any]:
+    """A cluster as `kubectl get deploy,rs,pods,svc -A -o json` prints it (JSON is YAML).
+
+    per_deploy 1: one workload per pod, so --pods destinations are --pods distinct edges (the mapper
+    keys edges by workload); the most objects per pod (Deployment, ReplicaSet, Service each)."""
     items: list[dict[str, Any]] = []
-    per_deploy = 1  # one workload per pod: --pods distinct edges (the mapper keys edges by workload)
     for d in range(max(1, pods // per_deploy)):
         ns, app = f"team-{d % 50}", f"svc-{d}"
         labels = {"app": app, "pod-template-hash": "5d8f7c9b6d"}
@@ -110,6 +112,7 @@ class Phase:
 class Results:
     pods: int
     seconds: float
+    pods_per_workload: int
     phases: list[Phase] = field(default_factory=list)
     remedies: dict[str, float] = field(default_factory=dict)  # RSS MiB
 
@@ -254,12 +257,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", type=int, default=10_000, help="pods in the snapshot = distinct edges (<= 62500)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
+    p.add_argument("--pods-per-workload", type=int, default=1,
+                   help="pods per Deployment (1: every pod its own workload, so --pods distinct edges)")
     p.add_argument("--remedies", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", metavar="PATH", help='write results as JSON ("-" for stdout)')
     args = p.parse_args()
     if not 1 <= args.pods <= 250 * 250:
         p.error("--pods between 1 and 62500")
-    res = Results(pods=args.pods, seconds=args.seconds)
+    res = Results(pods=args.pods, seconds=args.seconds, pods_per_workload=args.pods_per_workload)
     netns = f"nmmem{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="nm-mem-") as tmp:
         work = Path(tmp)
@@ -267,7 +272,7 @@ def main() -> int:
         subprocess.run(["gcc", "-O2", "-o", str(work / "loop"), str(work / "loop.c")], check=True)
         empty, full = work / "empty.json", work / "cluster.json"
         empty.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": []}))
-        full.write_text(json.dumps(snapshot(args.pods)))
+        full.write_text(json.dumps(snapshot(args.pods, args.pods_per_workload)))
         subprocess.run(["ip", "netns", "add", netns], check=True)
         server = mapper = None
         mapper_log = (work / "mapper.log").open("ab")
