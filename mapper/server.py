@@ -22,6 +22,7 @@ from typing import Final
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from mapper.auth import AuthInterceptor, AuthStats, ReloadingTls, ReloadingTokens, is_loopback
 from mapper.store import EdgeStore, MergeResult
 from netmapper.v1 import mapper_pb2
 
@@ -140,13 +141,19 @@ class MapperServer:
     """A running mapper: gRPC server, health service and store. stop() shuts all three down."""
 
     def __init__(self, server: grpc.Server, store: EdgeStore, health_servicer: health.HealthServicer,
-                 host: str, port: int) -> None:
+                 host: str, port: int, auth: AuthInterceptor | None = None) -> None:
         self.store = store
+        self.auth = auth
         self.host = host
         self.port = port  # the bound port (useful with listen "127.0.0.1:0")
         self._server = server
         self._health = health_servicer
         self._stopped = False
+
+    @property
+    def auth_stats(self) -> AuthStats | None:
+        """Refused calls by status and method; None when the mapper runs without authentication."""
+        return self.auth.stats if self.auth is not None else None
 
     @property
     def address(self) -> str:
@@ -182,15 +189,33 @@ def serve(
     max_streams: int = 128,
     credentials: grpc.ServerCredentials | None = None,
     flush_interval: float = 1.0,
+    tls: ReloadingTls | None = None,
+    tokens: ReloadingTokens | None = None,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
-    running. `db` is an optional sqlite file that keeps the edges across restarts. With
-    `credentials` the port is TLS (grpc.ssl_server_credentials); otherwise plaintext."""
+    running. `db` is an optional sqlite file that keeps the edges across restarts.
+
+    `tls` serves TLS with certificate files reloaded on change (and, with a client CA, requires client
+    certificates); `tokens` accepts bearer tokens. With either, every RPC but health needs a credential
+    with the method's role (auth.py). `credentials` (static grpc.ServerCredentials) is for tests that
+    want TLS without authentication. Neither: plaintext, no authentication."""
+    if tokens is not None and tls is None and credentials is None:
+        raise ValueError("bearer tokens need TLS: give the server certificate too")
+    if tls is not None:
+        credentials = tls.server_credentials()
+    authenticating = tokens is not None or (tls is not None and tls.require_client_cert)
+    if not authenticating and not is_loopback(listen):
+        log.warning("mapper on %s accepts reports and resets from anyone who reaches it: no authentication "
+                    "configured (give --token-file and/or --client-ca for production)", listen)
+    interceptor = AuthInterceptor(tokens, claimed_node={
+        "/netmapper.v1.Mapper/ReportEdges": lambda req: str(req.node),
+    }) if authenticating else None
     store = EdgeStore(db, flush_interval=flush_interval)
     try:
         service = _MapperService(store, max_streams)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_streams + _QUERY_WORKERS, thread_name_prefix="mapper-rpc"),
+            interceptors=[interceptor] if interceptor is not None else None,
             handlers=[service.handler()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -223,4 +248,4 @@ def serve(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
     log.info("mapper listening on %s (port %d), store %s", listen, port, db or "in memory")
-    return MapperServer(server, store, health_servicer, host, port)
+    return MapperServer(server, store, health_servicer, host, port, interceptor)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import grpc
 
 from mapper.server import client_channel_options
+from netmapper.channel import ClientCredentials, CredentialError, add_credential_flags, credentials_from_args, open_channel
 from netmapper.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 DEFAULT_MAPPER = "127.0.0.1:9090"
@@ -20,6 +21,15 @@ class CliError(Exception):
 def add_mapper_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mapper", default=DEFAULT_MAPPER, metavar="ADDR",
                         help=f"mapper gRPC address (default {DEFAULT_MAPPER})")
+    add_credential_flags(parser)
+
+
+def client_credentials(args: argparse.Namespace) -> ClientCredentials:
+    """The credential flags (and NETMAPPER_TOKEN) of a client subcommand; bad ones are a CliError."""
+    try:
+        return credentials_from_args(args)
+    except CredentialError as e:
+        raise CliError(str(e)) from e
 
 
 def add_filter_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,17 +38,23 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def mapper_stub(addr: str) -> Iterator[mapper_pb2_grpc.MapperStub]:
+def mapper_stub(addr: str, creds: ClientCredentials | None = None) -> Iterator[mapper_pb2_grpc.MapperStub]:
     """A stub on a fresh channel; gRPC failures become one-line CliErrors naming the mapper."""
-    with grpc.insecure_channel(addr, options=client_channel_options()) as channel:
+    try:
+        channel = open_channel(addr, creds, client_channel_options())
+    except CredentialError as e:
+        raise CliError(str(e)) from e
+    with channel:
         try:
             yield mapper_pb2_grpc.MapperStub(channel)
         except grpc.RpcError as e:
-            raise CliError(f"mapper at {addr}: {e.code().name}: {e.details()}") from e  # type: ignore[attr-defined]
+            details = " ".join(str(e.details()).split())  # type: ignore[attr-defined]
+            raise CliError(f"mapper at {addr}: {e.code().name}: {details}") from e  # type: ignore[attr-defined]
 
 
-def list_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (), timeout: float = 30.0) -> mapper_pb2.ListEdgesResponse:
-    with mapper_stub(addr) as stub:
+def list_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (), timeout: float = 30.0,
+               creds: ClientCredentials | None = None) -> mapper_pb2.ListEdgesResponse:
+    with mapper_stub(addr, creds) as stub:
         return stub.ListEdges(mapper_pb2.ListEdgesRequest(filters=filters), timeout=timeout)
 
 

@@ -1,0 +1,201 @@
+"""Authentication and roles on a real TLS gRPC mapper: tokens, client certificates, node binding,
+refusals that change nothing and are counted, credential files reloaded when they change."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from mapper.auth import ReloadingTls, ReloadingTokens
+from mapper.server import MapperServer, client_channel_options, serve
+from netmapper.channel import ClientCredentials, open_channel
+from netmapper.v1 import mapper_pb2, mapper_pb2_grpc
+from tests.mapper.mapper_testing import edge, summary, workload
+from tests.mapper.tls_files import Ca, make_ca
+
+REPORTER = "report-token-0123456789"
+NODE_A = "node-a-token-0123456789"
+READER = "read-token-0123456789ab"
+ADMIN = "admin-token-0123456789a"
+TOKENS = (f"{REPORTER},sniffer,report\n{NODE_A},sniffer-a,report,node-a\n"
+          f"{READER},alice,read\n{ADMIN},root,read|admin\n")
+
+
+@pytest.fixture()
+def pki(tmp_path: Path) -> Ca:
+    ca = make_ca(tmp_path / "pki")
+    ca.issue("server", "/CN=mapper", server=True)
+    return ca
+
+
+@pytest.fixture()
+def mapper(tmp_path: Path, pki: Ca) -> Iterator[MapperServer]:
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(TOKENS)
+    tls = ReloadingTls(pki.dir / "server.crt", pki.dir / "server.key", client_ca=None)
+    server = serve("127.0.0.1:0", tls=tls, tokens=ReloadingTokens(tokens))
+    yield server
+    server.stop(grace=0)
+
+
+def stub(server: MapperServer, pki: Ca, token: str = "", **kw: Path) -> tuple[grpc.Channel, mapper_pb2_grpc.MapperStub]:
+    creds = ClientCredentials(token=token, ca=kw.get("ca", pki.cert), cert=kw.get("cert"), key=kw.get("key"))
+    ch = open_channel(server.address, creds, client_channel_options())
+    return ch, mapper_pb2_grpc.MapperStub(ch)
+
+
+def report(st: mapper_pb2_grpc.MapperStub, node: str, name: str = "web") -> list[mapper_pb2.ReportEdgesResponse]:
+    req = mapper_pb2.ReportEdgesRequest(node=node, sequence=1, edges=[edge(workload(name), workload("db"), 5432)])
+    return list(st.ReportEdges(iter([req]), timeout=10))
+
+
+def code_of(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()  # type: ignore[operator]
+    return info.value.code()  # type: ignore[no-any-return,attr-defined]
+
+
+def test_each_role_reaches_its_rpcs_only_and_refusals_change_nothing(mapper: MapperServer, pki: Ca) -> None:
+    _, reporter = stub(mapper, pki, REPORTER)
+    _, reader = stub(mapper, pki, READER)
+    _, admin = stub(mapper, pki, ADMIN)
+    _, anonymous = stub(mapper, pki)
+    _, forged = stub(mapper, pki, "not-a-token-at-all-xx")
+
+    assert [a.accepted for a in report(reporter, "node-x")] == [1]
+    listed = reader.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10).edges
+    assert [summary(e) for e in listed] == [("web.shop", "db.shop", 5432)]
+
+    # No or unknown credential: UNAUTHENTICATED, for every RPC.
+    for st in (anonymous, forged):
+        assert code_of(lambda: report(st, "node-x", "attacker")) == grpc.StatusCode.UNAUTHENTICATED
+        assert code_of(lambda: st.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10)) == \
+            grpc.StatusCode.UNAUTHENTICATED
+        assert code_of(lambda: st.ResetEdges(mapper_pb2.ResetEdgesRequest(), timeout=10)) == \
+            grpc.StatusCode.UNAUTHENTICATED
+    # Valid credential, wrong role: PERMISSION_DENIED.
+    assert code_of(lambda: report(reader, "node-x", "attacker")) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: reader.ResetEdges(mapper_pb2.ResetEdgesRequest(), timeout=10)) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: reporter.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10)) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: reporter.ResetEdges(mapper_pb2.ResetEdgesRequest(), timeout=10)) == \
+        grpc.StatusCode.PERMISSION_DENIED
+
+    # Nothing refused reached the store; every refusal was counted.
+    listed = admin.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10).edges
+    assert [summary(e) for e in listed] == [("web.shop", "db.shop", 5432)]
+    stats = mapper.auth_stats
+    assert stats is not None
+    assert stats.total("UNAUTHENTICATED") == 6
+    assert stats.total("PERMISSION_DENIED") == 4
+    assert admin.ResetEdges(mapper_pb2.ResetEdgesRequest(), timeout=10).removed == 1
+
+
+def test_node_bound_token_cannot_report_for_another_node(mapper: MapperServer, pki: Ca) -> None:
+    _, node_a = stub(mapper, pki, NODE_A)
+    assert [a.accepted for a in report(node_a, "node-a")] == [1]
+    assert code_of(lambda: report(node_a, "node-b", "attacker")) == grpc.StatusCode.PERMISSION_DENIED
+    assert [summary(e) for e in mapper.store.list()] == [("web.shop", "db.shop", 5432)]
+    assert mapper.store.list()[0].reporting_nodes == ["node-a"]
+
+
+def test_health_stays_open_without_credentials(mapper: MapperServer, pki: Ca) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    ch, _ = stub(mapper, pki)
+    status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_plaintext_client_cannot_talk_to_the_tls_port(mapper: MapperServer) -> None:
+    with grpc.insecure_channel(mapper.address) as ch:
+        st = mapper_pb2_grpc.MapperStub(ch)
+        assert code_of(lambda: st.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=5)) == \
+            grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_roles_come_from_the_certificate(tmp_path: Path, pki: Ca) -> None:
+    sniffer_cert = pki.issue("sniffer-w1", "/O=report/CN=node:w1")
+    reader_cert = pki.issue("reader", "/O=read/CN=alice")
+    tls = ReloadingTls(pki.dir / "server.crt", pki.dir / "server.key", client_ca=pki.cert)
+    server = serve("127.0.0.1:0", tls=tls)
+    try:
+        _, sniffer = stub(server, pki, cert=sniffer_cert[0], key=sniffer_cert[1])
+        _, reader = stub(server, pki, cert=reader_cert[0], key=reader_cert[1])
+        _, anonymous = stub(server, pki)
+        assert [a.accepted for a in report(sniffer, "w1")] == [1]
+        assert code_of(lambda: report(sniffer, "w2", "attacker")) == grpc.StatusCode.PERMISSION_DENIED
+        assert code_of(lambda: report(reader, "w1", "attacker")) == grpc.StatusCode.PERMISSION_DENIED
+        assert code_of(lambda: sniffer.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10)) == \
+            grpc.StatusCode.PERMISSION_DENIED
+        # Without a client certificate the TLS handshake itself fails.
+        assert code_of(lambda: anonymous.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=5)) == \
+            grpc.StatusCode.UNAVAILABLE
+        assert [summary(e) for e in reader.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10).edges] == \
+            [("web.shop", "db.shop", 5432)]
+    finally:
+        server.stop(grace=0)
+
+
+def test_token_file_is_reloaded_when_it_changes(mapper: MapperServer, pki: Ca, tmp_path: Path) -> None:
+    _, old = stub(mapper, pki, READER)
+    old.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10)
+    rotated = "rotated-read-token-0123456"
+    # A Secret update replaces the file (kubelet swaps a symlink): write aside, rename over.
+    staged = tmp_path / "tokens.new"
+    staged.write_text(TOKENS.replace(READER, rotated))
+    os.replace(staged, tmp_path / "tokens.csv")
+    _, new = stub(mapper, pki, rotated)
+    assert len(new.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10).edges) == 0
+    assert code_of(lambda: old.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10)) == \
+        grpc.StatusCode.UNAUTHENTICATED
+    # A broken file keeps the tokens in force.
+    staged.write_text("this is not,a token file\n")
+    os.replace(staged, tmp_path / "tokens.csv")
+    assert len(new.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10).edges) == 0
+
+
+def test_server_certificate_is_reloaded_when_its_files_change(mapper: MapperServer, pki: Ca, tmp_path: Path) -> None:
+    _, before = stub(mapper, pki, READER)
+    before.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10)
+    new_ca = make_ca(tmp_path / "pki2", "newca")
+    crt, key = new_ca.issue("server", "/CN=mapper", server=True)
+    for src, dst in ((crt, pki.dir / "server.crt"), (key, pki.dir / "server.key")):
+        shutil.copy(src, dst.with_suffix(".tmp"))
+        os.replace(dst.with_suffix(".tmp"), dst)
+    # A new connection trusting only the new CA succeeds: the handshake used the reloaded certificate.
+    _, after = stub(mapper, pki, READER, ca=new_ca.cert)
+    assert len(after.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10).edges) == 0
+    _, stale = stub(mapper, pki, READER, ca=pki.cert)
+    assert code_of(lambda: stale.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=5)) == grpc.StatusCode.UNAVAILABLE
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netmapper.cli.main", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_cli_takes_token_file_ca_and_environment(mapper: MapperServer, pki: Ca, tmp_path: Path) -> None:
+    token_file = tmp_path / "read.token"
+    token_file.write_text(READER + "\n")
+    _, reporter = stub(mapper, pki, REPORTER)
+    report(reporter, "node-x")
+    ok = cli("edges", "--mapper", mapper.address, "--ca", str(pki.cert), "--token-file", str(token_file))
+    assert ok.returncode == 0, ok.stderr
+    assert "shop/web" in ok.stdout and "shop/db" in ok.stdout
+    env = cli("edges", "--mapper", mapper.address, "--ca", str(pki.cert), env={"NETMAPPER_TOKEN": READER})
+    assert env.returncode == 0 and "shop/web" in env.stdout
+    for args, code in (((), "UNAUTHENTICATED"), (("--token-file", str(token_file)), "PERMISSION_DENIED")):
+        refused = cli("reset", "--mapper", mapper.address, "--ca", str(pki.cert), *args)
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1 and code in refused.stderr and "Traceback" not in refused.stderr
+    missing = cli("edges", "--mapper", mapper.address, "--token-file", str(tmp_path / "nope"))
+    assert missing.returncode != 0 and "nope" in missing.stderr and "Traceback" not in missing.stderr
+    assert len(mapper.store) == 1
