@@ -36,9 +36,9 @@ from typing import Final
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from mapper import keys
-from mapper.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
-from netmapper.v1 import edge_pb2, mapper_pb2
+from netmapper_api import keys
+from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
 
