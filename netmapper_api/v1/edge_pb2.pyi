@@ -31,6 +31,7 @@ class LostSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOST_SOURCE_KERNEL_MAP_FULL: _ClassVar[LostSource]
     LOST_SOURCE_RING_BUFFER: _ClassVar[LostSource]
     LOST_SOURCE_SNIFFER_QUEUE: _ClassVar[LostSource]
+    LOST_SOURCE_MAPPER_EVICTED: _ClassVar[LostSource]
 PROTOCOL_UNKNOWN: Protocol
 PROTOCOL_TCP: Protocol
 PROTOCOL_UDP: Protocol
@@ -44,6 +45,7 @@ LOST_SOURCE_UNKNOWN: LostSource
 LOST_SOURCE_KERNEL_MAP_FULL: LostSource
 LOST_SOURCE_RING_BUFFER: LostSource
 LOST_SOURCE_SNIFFER_QUEUE: LostSource
+LOST_SOURCE_MAPPER_EVICTED: LostSource
 
 class Workload(_message.Message):
     __slots__ = ("name", "kind", "namespace")

@@ -8,28 +8,42 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReportEdgesRequest(_message.Message):
-    __slots__ = ("node", "sequence", "edges", "lost")
+    __slots__ = ("node", "sequence", "edges", "lost", "instance")
     NODE_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     node: str
     sequence: int
     edges: _containers.RepeatedCompositeFieldContainer[_edge_pb2.Edge]
     lost: _containers.RepeatedCompositeFieldContainer[_edge_pb2.LostEvents]
-    def __init__(self, node: _Optional[str] = ..., sequence: _Optional[int] = ..., edges: _Optional[_Iterable[_Union[_edge_pb2.Edge, _Mapping]]] = ..., lost: _Optional[_Iterable[_Union[_edge_pb2.LostEvents, _Mapping]]] = ...) -> None: ...
+    instance: str
+    def __init__(self, node: _Optional[str] = ..., sequence: _Optional[int] = ..., edges: _Optional[_Iterable[_Union[_edge_pb2.Edge, _Mapping]]] = ..., lost: _Optional[_Iterable[_Union[_edge_pb2.LostEvents, _Mapping]]] = ..., instance: _Optional[str] = ...) -> None: ...
+
+class EdgeRejection(_message.Message):
+    __slots__ = ("index", "reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReportEdgesResponse(_message.Message):
-    __slots__ = ("sequence", "accepted", "rejected", "error")
+    __slots__ = ("sequence", "accepted", "rejected", "error", "rejections", "duplicate")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     accepted: int
     rejected: int
     error: str
-    def __init__(self, sequence: _Optional[int] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    rejections: _containers.RepeatedCompositeFieldContainer[EdgeRejection]
+    duplicate: bool
+    def __init__(self, sequence: _Optional[int] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., error: _Optional[str] = ..., rejections: _Optional[_Iterable[_Union[EdgeRejection, _Mapping]]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ListEdgesRequest(_message.Message):
     __slots__ = ("filters",)
