@@ -14,21 +14,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mapper.auth import AuthInterceptor, AuthStats, ReloadingTls, ReloadingTokens, is_loopback
-from mapper.store import EdgeStore, MergeResult
+from mapper.store import DEFAULT_MAX_EDGES, EdgeStore, MergeResult
+from mapper.validation import IngestLimits
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
 from netmapper_api.v1 import mapper_pb2
 
 log = logging.getLogger(__name__)
 
+# One request's size limit: with the default 64 streams, 64 requests in flight and their parsed
+# messages (~4x) stay around 1 GiB at worst; sniffers send batches of at most limits.MAX_REPORT_BYTES.
+DEFAULT_MAX_RECEIVE_BYTES: Final[int] = 4 * 1024 * 1024
 _QUERY_WORKERS: Final[int] = 8  # threads kept free for ListEdges/ResetEdges/health beyond the streams
 _REJECT_LOG_INTERVAL: Final[float] = 10.0  # seconds between warnings about rejected edges per stream
 
@@ -37,17 +43,99 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedBatch:
+    """A ReportEdges request as received: its bytes (journaled as they are) and the parsed message,
+    None when the bytes are not a ReportEdgesRequest."""
+
+    raw: bytes
+    request: mapper_pb2.ReportEdgesRequest | None
+
+    @staticmethod
+    def parse(raw: bytes) -> ReceivedBatch:
+        try:
+            return ReceivedBatch(raw, mapper_pb2.ReportEdgesRequest.FromString(raw))
+        except DecodeError:
+            return ReceivedBatch(raw, None)
+
+
+def claimed_node(batch: ReceivedBatch) -> str:
+    """The node a batch says it comes from (auth checks it against a node-bound credential)."""
+    return batch.request.node if batch.request is not None else ""
+
+
+class _IdleStreams:
+    """Ends report streams that sent nothing for `timeout` seconds (a sniffer reconnects when it has
+    something to say), so forgotten connections do not hold stream slots forever."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._streams: dict[int, tuple[float, grpc.ServicerContext]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="idle-streams", daemon=True)
+        self._thread.start()
+
+    def touch(self, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            self._streams[id(context)] = (time.monotonic(), context)
+
+    def done(self, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            self._streams.pop(id(context), None)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(min(5.0, self._timeout / 4)):
+            limit = time.monotonic() - self._timeout
+            with self._lock:
+                idle = [(k, ctx) for k, (t, ctx) in self._streams.items() if t < limit]
+                for k, _ in idle:
+                    del self._streams[k]
+            for _, ctx in idle:
+                log.info("ending report stream from %s: idle for %.0f s", ctx.peer(), self._timeout)
+                ctx.cancel()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _Expiry:
+    """Expires edges not seen for `ttl` seconds, every ttl/10 (at most every minute, at least every second)."""
+
+    def __init__(self, store: EdgeStore, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="edge-expiry", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        period = min(60.0, max(1.0, self._ttl / 10))
+        while not self._stop.wait(period):
+            try:
+                self._store.expire(time.time() - self._ttl)
+            except Exception:  # noqa: BLE001 - a failed round is retried next period
+                log.exception("expiring edges failed; will retry")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class _MapperService:
     """Handlers of netmapper.v1.Mapper over one EdgeStore."""
 
-    def __init__(self, store: EdgeStore, max_streams: int) -> None:
+    def __init__(self, store: EdgeStore, max_streams: int, idle: _IdleStreams | None = None,
+                 ack_timeout: float = 30.0) -> None:
         self._store = store
         self._max_streams = max_streams
         self._streams_lock = threading.Lock()
         self._streams = 0
+        self._idle = idle
+        self._ack_timeout = ack_timeout
 
     def report_edges(
-        self, requests: Iterator[mapper_pb2.ReportEdgesRequest], context: grpc.ServicerContext
+        self, requests: Iterator[ReceivedBatch], context: grpc.ServicerContext
     ) -> Iterator[mapper_pb2.ReportEdgesResponse]:
         with self._streams_lock:
             if self._streams >= self._max_streams:
@@ -55,23 +143,39 @@ class _MapperService:
             self._streams += 1
         peer = context.peer()
         node = ""
-        batches = accepted = rejected = 0
+        batches = accepted = rejected = duplicates = 0
         last_warning = 0.0
         log.info("report stream opened by %s", peer)
+        idle = self._idle
         try:
-            for req in requests:
+            if idle is not None:
+                idle.touch(context)
+            for received in requests:
+                if idle is not None:
+                    idle.touch(context)
+                req = received.request
+                if req is None:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch is not a ReportEdgesRequest")
+                    return
                 if req.node and req.node != node:
                     node = req.node
+                batch = (req.instance, req.sequence) if req.instance else None
                 try:
-                    result = self._store.merge(req.edges, node=req.node)
-                    if len(req.lost):
+                    result = self._store.merge(req.edges, node=req.node, batch=batch, raw=received.raw)
+                    if len(req.lost) and not result.duplicate:
                         self._store.record_lost(req.lost, node=req.node or peer)
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node, peer)
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
+                # Acknowledge only what is durable: a sniffer drops what we acknowledge.
+                if not self._store.wait_durable(result, self._ack_timeout):
+                    context.abort(grpc.StatusCode.UNAVAILABLE,
+                                  "mapper could not commit the batch to its store; resend it")
+                    return
                 batches += 1
                 accepted += result.accepted
                 rejected += result.rejected
+                duplicates += result.duplicate
                 if result.rejected and time.monotonic() - last_warning > _REJECT_LOG_INTERVAL:
                     last_warning = time.monotonic()
                     log.warning(
@@ -79,14 +183,18 @@ class _MapperService:
                         node or "?", peer, req.sequence, result.rejected, len(req.edges), result.error,
                     )
                 yield mapper_pb2.ReportEdgesResponse(
-                    sequence=req.sequence, accepted=result.accepted, rejected=result.rejected, error=result.error
+                    sequence=req.sequence, accepted=result.accepted, rejected=result.rejected, error=result.error,
+                    duplicate=result.duplicate,
+                    rejections=[mapper_pb2.EdgeRejection(index=i, reason=r) for i, r in result.rejections],
                 )
         finally:
+            if idle is not None:
+                idle.done(context)
             with self._streams_lock:
                 self._streams -= 1
             log.info(
-                "report stream from node %s (%s) closed: %d batches, %d edges accepted, %d rejected",
-                node or "?", peer, batches, accepted, rejected,
+                "report stream from node %s (%s) closed: %d batches (%d resent), %d edges accepted, %d rejected",
+                node or "?", peer, batches, duplicates, accepted, rejected,
             )
 
     def list_edges(self, request: mapper_pb2.ListEdgesRequest, context: grpc.ServicerContext) -> bytes:
@@ -109,7 +217,7 @@ class _MapperService:
             {
                 "ReportEdges": grpc.stream_stream_rpc_method_handler(
                     self.report_edges,
-                    request_deserializer=mapper_pb2.ReportEdgesRequest.FromString,
+                    request_deserializer=ReceivedBatch.parse,  # keeps the bytes for the journal
                     response_serializer=mapper_pb2.ReportEdgesResponse.SerializeToString,
                 ),
                 "ListEdges": grpc.unary_unary_rpc_method_handler(
@@ -130,8 +238,10 @@ class MapperServer:
     """A running mapper: gRPC server, health service and store. stop() shuts all three down."""
 
     def __init__(self, server: grpc.Server, store: EdgeStore, health_servicer: health.HealthServicer,
-                 host: str, port: int, auth: AuthInterceptor | None = None) -> None:
+                 host: str, port: int, auth: AuthInterceptor | None = None,
+                 stoppers: list[Callable[[], None]] | None = None) -> None:
         self.store = store
+        self._stoppers = stoppers or []
         self.auth = auth
         self.host = host
         self.port = port  # the bound port (useful with listen "127.0.0.1:0")
@@ -157,6 +267,8 @@ class MapperServer:
         self._stopped = True
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        for stop in self._stoppers:
+            stop()
         self.store.close()
         log.info("mapper on %s stopped", self.address)
 
@@ -175,11 +287,18 @@ def serve(
     listen: str,
     db: str | Path | None = None,
     *,
-    max_streams: int = 128,
+    max_streams: int = 64,
     credentials: grpc.ServerCredentials | None = None,
     flush_interval: float = 1.0,
     tls: ReloadingTls | None = None,
     tokens: ReloadingTokens | None = None,
+    limits: IngestLimits | None = None,
+    max_edges: int = DEFAULT_MAX_EDGES,
+    edge_ttl: float | None = None,
+    max_message_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
+    idle_timeout: float = 600.0,
+    commit_interval: float = 0.002,
+    fsync: bool = False,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
     running. `db` is an optional sqlite file that keeps the edges across restarts.
@@ -187,7 +306,14 @@ def serve(
     `tls` serves TLS with certificate files reloaded on change (and, with a client CA, requires client
     certificates); `tokens` accepts bearer tokens. With either, every RPC but health needs a credential
     with the method's role (auth.py). `credentials` (static grpc.ServerCredentials) is for tests that
-    want TLS without authentication. Neither: plaintext, no authentication."""
+    want TLS without authentication. Neither: plaintext, no authentication.
+
+    Bounds: `max_streams` report streams at once (RESOURCE_EXHAUSTED beyond), each ended after
+    `idle_timeout` seconds without a batch; requests up to `max_message_bytes`; `limits` on every
+    reported field; at most `max_edges` edges (stalest evicted, counted); `edge_ttl` seconds after an
+    edge was last seen it expires (checked every ttl/10, at most every minute; durable).
+    Acknowledgements wait for the group commit (`commit_interval`); `fsync` makes commits survive
+    power loss too, not only a killed process."""
     if tokens is not None and tls is None and credentials is None:
         raise ValueError("bearer tokens need TLS: give the server certificate too")
     if tls is not None:
@@ -197,17 +323,22 @@ def serve(
         log.warning("mapper on %s accepts reports and resets from anyone who reaches it: no authentication "
                     "configured (give --token-file and/or --client-ca for production)", listen)
     interceptor = AuthInterceptor(tokens, claimed_node={
-        "/netmapper.v1.Mapper/ReportEdges": lambda req: str(req.node),
+        "/netmapper.v1.Mapper/ReportEdges": claimed_node,
     }) if authenticating else None
-    store = EdgeStore(db, flush_interval=flush_interval)
+    store = EdgeStore(db, flush_interval=flush_interval, limits=limits, max_edges=max_edges,
+                      commit_interval=commit_interval, fsync=fsync)
+    idle = _IdleStreams(idle_timeout)
+    expiry = _Expiry(store, edge_ttl) if edge_ttl else None
     try:
-        service = _MapperService(store, max_streams)
+        service = _MapperService(store, max_streams, idle)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_streams + _QUERY_WORKERS, thread_name_prefix="mapper-rpc"),
             interceptors=[interceptor] if interceptor is not None else None,
             handlers=[service.handler()],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # What one request may hold: bounded so that max_streams requests in flight fit in the
+                # mapper's memory limit (deploy/). ListEdges responses may be larger (send limit).
+                ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 # Sniffers keep their stream open for days: let their keepalive pings through.
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -231,10 +362,14 @@ def serve(
             raise OSError(f"cannot listen on {listen}")
         server.start()
     except BaseException:
+        idle.stop()
+        if expiry is not None:
+            expiry.stop()
         store.close()
         raise
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
     log.info("mapper listening on %s (port %d), store %s", listen, port, db or "in memory")
-    return MapperServer(server, store, health_servicer, host, port, interceptor)
+    return MapperServer(server, store, health_servicer, host, port, interceptor,
+                        stoppers=[idle.stop] + ([expiry.stop] if expiry is not None else []))

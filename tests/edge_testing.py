@@ -4,9 +4,13 @@ Plain functions (not fixtures) so hypothesis strategies and parametrised tests c
 """
 from __future__ import annotations
 
+import time
+
 from netmapper_api.v1 import edge_pb2
 
-T0 = 1_700_000_000  # a fixed epoch second, so expected timestamps are literal
+# A whole hour a day before the test run: inside the mapper's report window (it refuses times more
+# than a week old or ahead of its clock), and fixed for the run so expected timestamps are exact.
+T0 = (int(time.time()) // 3600 - 24) * 3600
 
 
 def workload(name: str, namespace: str = "shop", kind: str = "Deployment", *, pod: str = "", ip: str = "",
