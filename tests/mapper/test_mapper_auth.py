@@ -17,7 +17,7 @@ from mapper.server import MapperServer, serve
 from netmapper_api.channel import ClientCredentials, open_channel
 from netmapper_api.limits import client_channel_options
 from netmapper_api.v1 import mapper_pb2, mapper_pb2_grpc
-from tests.edge_testing import edge, summary, workload
+from edge_testing import edge, summary, workload
 from tests.mapper.tls_files import Ca, make_ca
 
 REPORTER = "report-token-0123456789"
