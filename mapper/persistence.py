@@ -209,7 +209,7 @@ class GroupCommit:
             checkpoint = stopping or time.monotonic() >= next_checkpoint
             try:
                 durable = self._commit(checkpoint)
-            except sqlite3.Error:
+            except Exception:  # noqa: BLE001 - this thread must outlive any failure, or every ack stalls
                 self._failures += 1
                 log.exception("writing the store file failed; will retry (acknowledgements wait)")
                 time.sleep(min(1.0, 0.05 * self._failures))

@@ -31,7 +31,6 @@ Around it: record.py (one edge's merge state), wire.py (the ListEdges encoder), 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -58,6 +57,7 @@ _ENDPOINT_CACHE_MAX: Final[int] = 200_000
 # Sniffer instances whose last applied batch is remembered (for exactly-once merging of resends); the
 # least recently seen are forgotten beyond this. A sniffer restart makes a new instance.
 MAX_INSTANCES: Final[int] = 100_000
+MAX_INSTANCE_LENGTH: Final[int] = 128
 DEFAULT_MAX_EDGES: Final[int] = 2_000_000
 
 BatchId = tuple[str, int]
@@ -126,6 +126,10 @@ class EdgeStore:
         if bad_node:
             return MergeResult(accepted=0, rejected=len(edges), error=bad_node if len(edges) else "",
                                rejections=tuple((i, bad_node) for i in range(min(len(edges), MAX_REJECTIONS))))
+        if batch is not None and (not 0 < batch[1] < 2**63 or len(batch[0]) > MAX_INSTANCE_LENGTH):
+            why = f"batch identity needs a sequence in 1..2^63-1 and an instance of at most {MAX_INSTANCE_LENGTH} characters"
+            return MergeResult(accepted=0, rejected=len(edges), error=why if len(edges) else "",
+                               rejections=tuple((i, why) for i in range(min(len(edges), MAX_REJECTIONS))))
         lo, hi = limits.window_ns(now)
         accepted = rejected = 0
         error = ""
@@ -476,7 +480,7 @@ class EdgeStore:
             assert self._db is not None
             try:
                 self._db.append_journal(rows)
-            except sqlite3.Error:
+            except Exception:  # noqa: BLE001 - whatever failed, keep it pending and re-raise
                 with self._lock:
                     self._journal[:0] = rows  # keep them, in order, for the next round
                 raise
@@ -505,7 +509,7 @@ class EdgeStore:
                 self._deleted, self._forgotten_instances, self._delete_all = [], [], False
             try:
                 self._db.checkpoint(cp)
-            except sqlite3.Error:
+            except Exception:  # noqa: BLE001 - whatever failed, keep it pending and re-raise
                 # Keep everything pending so the next round retries; a full disk must not lose edges in memory.
                 with self._lock:
                     assert self._dirty is not None
