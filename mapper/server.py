@@ -299,6 +299,7 @@ def serve(
     idle_timeout: float = 600.0,
     commit_interval: float = 0.002,
     fsync: bool = False,
+    health_listen: str | None = None,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
     running. `db` is an optional sqlite file that keeps the edges across restarts.
@@ -313,7 +314,8 @@ def serve(
     reported field; at most `max_edges` edges (stalest evicted, counted); `edge_ttl` seconds after an
     edge was last seen it expires (checked every ttl/10, at most every minute; durable).
     Acknowledgements wait for the group commit (`commit_interval`); `fsync` makes commits survive
-    power loss too, not only a killed process."""
+    power loss too, not only a killed process. `health_listen` serves grpc.health.v1 alone in
+    plaintext on a second address, for kubelet gRPC probes (which cannot speak TLS)."""
     if tokens is not None and tls is None and credentials is None:
         raise ValueError("bearer tokens need TLS: give the server certificate too")
     if tls is not None:
@@ -361,6 +363,18 @@ def serve(
         if not port:
             raise OSError(f"cannot listen on {listen}")
         server.start()
+        health_server = None
+        if health_listen is not None:
+            health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mapper-health"),
+                                        options=[("grpc.so_reuseport", 0)])
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+            try:
+                if not health_server.add_insecure_port(health_listen):
+                    raise OSError(f"cannot listen on {health_listen}")
+            except RuntimeError as exc:
+                server.stop(0)
+                raise OSError(f"cannot listen on {health_listen}: {exc}") from exc
+            health_server.start()
     except BaseException:
         idle.stop()
         if expiry is not None:
@@ -372,4 +386,5 @@ def serve(
     host = listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
     log.info("mapper listening on %s (port %d), store %s", listen, port, db or "in memory")
     return MapperServer(server, store, health_servicer, host, port, interceptor,
-                        stoppers=[idle.stop] + ([expiry.stop] if expiry is not None else []))
+                        stoppers=[idle.stop] + ([expiry.stop] if expiry is not None else [])
+                        + ([lambda: health_server.stop(0).wait()] if health_server is not None else []))

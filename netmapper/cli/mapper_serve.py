@@ -45,6 +45,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the mapper gRPC server")
     p.add_argument("--listen", default="0.0.0.0:9090", metavar="ADDR", help="address to serve on (default 0.0.0.0:9090)")
     p.add_argument("--db", default=None, metavar="PATH", help="SQLite file that keeps edges across restarts")
+    p.add_argument("--health-listen", default=None, metavar="ADDR",
+                   help="also serve the gRPC health service alone, in plaintext, here (kubelet probes of a TLS mapper)")
     tls = p.add_argument_group("TLS and authentication (files are re-read when they change)")
     tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate (PEM); serves TLS")
     tls.add_argument("--tls-key", type=Path, metavar="FILE", help="key of the server certificate")
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         server = serve(args.listen, db=args.db, tls=tls, tokens=tokens, limits=limits,
                        max_edges=args.max_edges or DEFAULT_MAX_EDGES, edge_ttl=args.edge_ttl,
                        max_streams=args.max_streams, idle_timeout=args.stream_idle_timeout, fsync=args.fsync,
+                       health_listen=args.health_listen,
                        **extra)
     except OSError as e:
         raise CliError(str(e)) from e

@@ -200,3 +200,33 @@ def test_cli_takes_token_file_ca_and_environment(mapper: MapperServer, pki: Ca, 
     missing = cli("edges", "--mapper", mapper.address, "--token-file", str(tmp_path / "nope"))
     assert missing.returncode != 0 and "nope" in missing.stderr and "Traceback" not in missing.stderr
     assert len(mapper.store) == 1
+
+
+def test_deploy_secrets_script_makes_credentials_the_mapper_and_cli_accept(tmp_path: Path, unavailable) -> None:  # type: ignore[no-untyped-def]
+    if shutil.which("kubectl") is None:
+        unavailable("NETMAPPER_REQUIRE_TOOLS", "kubectl not installed (deploy-secrets.sh renders Secrets with it)")
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "secrets"
+    subprocess.run(["bash", str(root / "scripts" / "deploy-secrets.sh"), str(out)], check=True, capture_output=True)
+    tls = ReloadingTls(out / "tls.crt", out / "tls.key")
+    server = serve("127.0.0.1:0", tls=tls, tokens=ReloadingTokens(out / "tokens.csv"), health_listen="127.0.0.1:0")
+    try:
+        sniffer_token = (out / "sniffer.token").read_text().strip()
+        _, sniffer = stub(server, Ca(out, "ca"), sniffer_token)
+        assert [a.accepted for a in report(sniffer, "node-1")] == [1]
+        base = ("--mapper", server.address, "--ca", str(out / "ca.crt"))
+        listed = cli("edges", *base, "--token-file", str(out / "reader.token"))
+        assert listed.returncode == 0 and "shop/web" in listed.stdout, listed.stderr
+        assert cli("reset", *base, "--token-file", str(out / "reader.token")).returncode == 1
+        assert cli("reset", *base, "--token-file", str(out / "admin.token")).returncode == 0
+        assert len(server.store) == 0
+    finally:
+        server.stop(grace=0)
+
+
+def test_running_without_auth_warns_unless_only_loopback_listens(caplog: pytest.LogCaptureFixture) -> None:
+    for listen, warned in (("127.0.0.1:0", False), ("0.0.0.0:0", True)):
+        caplog.clear()
+        server = serve(listen)
+        server.stop(grace=0)
+        assert any("no authentication" in r.getMessage() for r in caplog.records) == warned, listen
