@@ -5,7 +5,7 @@ VENV := .venv
 export BCC_KERNEL_SOURCE ?= /usr/src/netmapper-kernel-src
 PYTEST_ARGS ?=
 
-.PHONY: setup apiserver demo test proto bench clean
+.PHONY: setup apiserver demo check test proto bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,7 +17,12 @@ apiserver: setup
 demo: setup
 	$(VENV)/bin/netmapper demo -o out/demo-intents.yaml
 
-test: setup apiserver
+# The layering (import-linter contracts in pyproject.toml) and the types (mypy --strict).
+check: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+test: setup apiserver check
 	$(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
 
 proto:

@@ -27,8 +27,8 @@ def mapper_stub(addr: str, creds: ClientCredentials | None = None) -> Iterator[m
         try:
             yield mapper_pb2_grpc.MapperStub(channel)
         except grpc.RpcError as e:
-            details = " ".join(str(e.details()).split())  # type: ignore[attr-defined]
-            raise MapperError(f"mapper at {addr}: {e.code().name}: {details}") from e  # type: ignore[attr-defined]
+            details = " ".join(str(e.details()).split())
+            raise MapperError(f"mapper at {addr}: {e.code().name}: {details}") from e
 
 
 def list_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (), timeout: float = 30.0,
