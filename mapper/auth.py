@@ -29,10 +29,10 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import grpc
 
@@ -170,7 +170,7 @@ def _subject_fields(subject: str) -> list[tuple[str, str]]:
     return out
 
 
-def certificate_principal(auth_context: dict[str, list[bytes]]) -> Principal | None:
+def certificate_principal(auth_context: Mapping[str, Any]) -> Principal | None:
     """The principal of a verified client certificate (gRPC only reports verified ones), or None."""
     subject = b"".join(auth_context.get("x509_subject", [])).decode(errors="replace")
     cn = b"".join(auth_context.get("x509_common_name", [])).decode(errors="replace")
@@ -210,11 +210,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         role = role_for(method)
         if handler is None or role == "":
             return handler
@@ -261,9 +261,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return principal
 
 
-def _guarded(handler: grpc.RpcMethodHandler, check: Callable[[grpc.ServicerContext], Principal],
+def _guarded(handler: grpc.RpcMethodHandler[Any, Any], check: Callable[[grpc.ServicerContext], Principal],
              claimed_node: ClaimedNode | None,
-             refuse_node: Callable[[grpc.ServicerContext, Principal, str], None]) -> grpc.RpcMethodHandler:
+             refuse_node: Callable[[grpc.ServicerContext, Principal, str], None]) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with `check` run first; streamed requests of node-bound principals checked too."""
     h: Any = handler
 
@@ -353,8 +353,10 @@ class ReloadingTls:
         return config
 
     def server_credentials(self) -> grpc.ServerCredentials:
+        # gRPC's fetcher contract: None means "keep the current configuration" (its stubs say otherwise).
+        fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], self.fetch)
         return grpc.dynamic_ssl_server_credentials(
-            self.initial, self.fetch, require_client_authentication=self.require_client_cert
+            self.initial, fetch, require_client_authentication=self.require_client_cert
         )
 
 

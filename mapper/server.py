@@ -93,10 +93,14 @@ class _IdleStreams:
                     del self._streams[k]
             for _, ctx in idle:
                 log.info("ending report stream from %s: idle for %.0f s", ctx.peer(), self._timeout)
-                ctx.cancel()  # type: ignore[attr-defined]
+                ctx.cancel()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _stop_now(server: grpc.Server) -> None:
+    server.stop(0).wait()
 
 
 class _Expiry:
@@ -387,4 +391,4 @@ def serve(
     log.info("mapper listening on %s (port %d), store %s", listen, port, db or "in memory")
     return MapperServer(server, store, health_servicer, host, port, interceptor,
                         stoppers=[idle.stop] + ([expiry.stop] if expiry is not None else [])
-                        + ([lambda: health_server.stop(0).wait()] if health_server is not None else []))
+                        + ([lambda: _stop_now(health_server)] if health_server is not None else []))
