@@ -78,6 +78,9 @@ class EdgeFile:
         # NORMAL in WAL mode: a commit is in the OS before it returns, so a killed process loses nothing
         # committed; FULL (fsync per commit) also survives power loss, at a cost per commit.
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        # Let the WAL grow to 64 MiB before SQLite copies it into the file (with an fsync) inside some
+        # commit: the journal writes a few MB per second under load, and acknowledgements wait for commits.
+        self._db.execute("PRAGMA wal_autocheckpoint=16384")
         self._db.executescript(_SCHEMA)
 
     def rows(self) -> Iterator[Row]:

@@ -12,6 +12,7 @@ the generated MapperStub reads it unchanged.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 # One request's size limit: with the default 64 streams, 64 requests in flight and their parsed
 # messages (~4x) stay around 1 GiB at worst; sniffers send batches of at most limits.MAX_REPORT_BYTES.
 DEFAULT_MAX_RECEIVE_BYTES: Final[int] = 4 * 1024 * 1024
-_QUERY_WORKERS: Final[int] = 8  # threads kept free for ListEdges/ResetEdges/health beyond the streams
+_QUERY_WORKERS: Final[int] = 8
+_PIPELINE_DEPTH: Final[int] = 4  # batches of one stream merged but not yet acknowledged  # threads kept free for ListEdges/ResetEdges/health beyond the streams
 _REJECT_LOG_INTERVAL: Final[float] = 10.0  # seconds between warnings about rejected edges per stream
 
 
@@ -146,11 +148,74 @@ class _MapperService:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mapper serves at most {self._max_streams} streams")
             self._streams += 1
         peer = context.peer()
-        node = ""
-        batches = accepted = rejected = duplicates = 0
-        last_warning = 0.0
+        stats = {"batches": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
+        node = [""]
         log.info("report stream opened by %s", peer)
+        # Merging runs one batch ahead of acknowledging: while batch N waits for its group commit, batch
+        # N+1 is merged, so a pipelining client is not held to one batch per commit. Bounded queue.
+        merged: queue.Queue[tuple[mapper_pb2.ReportEdgesRequest, MergeResult] | BaseException | None] = \
+            queue.Queue(maxsize=_PIPELINE_DEPTH)
+        merger = threading.Thread(target=self._merge_stream, args=(requests, context, merged, node),
+                                  name="report-merge", daemon=True)
+        try:
+            merger.start()
+            last_warning = 0.0
+            while True:
+                try:
+                    item = merged.get(timeout=1.0)
+                except queue.Empty:
+                    if merger.is_alive():
+                        continue
+                    break  # the merging side ended without a last word (its client went away)
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item  # an abort from the merging side (bad bytes, a node-bound credential)
+                req, result = item
+                # Acknowledge only what is durable: a sniffer drops what we acknowledge.
+                if not self._store.wait_durable(result, self._ack_timeout):
+                    context.abort(grpc.StatusCode.UNAVAILABLE,
+                                  "mapper could not commit the batch to its store; resend it")
+                stats["batches"] += 1
+                stats["accepted"] += result.accepted
+                stats["rejected"] += result.rejected
+                stats["duplicates"] += result.duplicate
+                if result.rejected and time.monotonic() - last_warning > _REJECT_LOG_INTERVAL:
+                    last_warning = time.monotonic()
+                    log.warning(
+                        "node %s (%s) batch %d: rejected %d of %d edges: %s",
+                        node[0] or "?", peer, req.sequence, result.rejected, len(req.edges), result.error,
+                    )
+                yield mapper_pb2.ReportEdgesResponse(
+                    sequence=req.sequence, accepted=result.accepted, rejected=result.rejected, error=result.error,
+                    duplicate=result.duplicate,
+                    rejections=[mapper_pb2.EdgeRejection(index=i, reason=r) for i, r in result.rejections],
+                )
+        finally:
+            with self._streams_lock:
+                self._streams -= 1
+            log.info(
+                "report stream from node %s (%s) closed: %d batches (%d resent), %d edges accepted, %d rejected",
+                node[0] or "?", peer, stats["batches"], stats["duplicates"], stats["accepted"], stats["rejected"],
+            )
+
+    def _merge_stream(self, requests: Iterator[ReceivedBatch], context: grpc.ServicerContext,
+                      out: queue.Queue[tuple[mapper_pb2.ReportEdgesRequest, MergeResult] | BaseException | None],
+                      node: list[str]) -> None:
+        """The merging side of one stream: read, merge, hand over for acknowledgement. Stops when the
+        stream ends, fails or is no longer active (the client went away)."""
         idle = self._idle
+        peer = context.peer()
+
+        def put(item: tuple[mapper_pb2.ReportEdgesRequest, MergeResult] | BaseException | None) -> bool:
+            while context.is_active():
+                try:
+                    out.put(item, timeout=1.0)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         try:
             if idle is not None:
                 idle.touch(context)
@@ -161,45 +226,24 @@ class _MapperService:
                 if req is None:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch is not a ReportEdgesRequest")
                     return
-                if req.node and req.node != node:
-                    node = req.node
+                if req.node and req.node != node[0]:
+                    node[0] = req.node
                 batch = (req.instance, req.sequence) if req.instance else None
                 try:
                     result = self._store.merge(req.edges, node=req.node, batch=batch, raw=received.raw)
                     if len(req.lost) and not result.duplicate:
                         self._store.record_lost(req.lost, node=req.node or peer)
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
-                    log.exception("merging batch %d from %s (%s) failed", req.sequence, node, peer)
+                    log.exception("merging batch %d from %s (%s) failed", req.sequence, node[0], peer)
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
-                # Acknowledge only what is durable: a sniffer drops what we acknowledge.
-                if not self._store.wait_durable(result, self._ack_timeout):
-                    context.abort(grpc.StatusCode.UNAVAILABLE,
-                                  "mapper could not commit the batch to its store; resend it")
+                if not put((req, result)):
                     return
-                batches += 1
-                accepted += result.accepted
-                rejected += result.rejected
-                duplicates += result.duplicate
-                if result.rejected and time.monotonic() - last_warning > _REJECT_LOG_INTERVAL:
-                    last_warning = time.monotonic()
-                    log.warning(
-                        "node %s (%s) batch %d: rejected %d of %d edges: %s",
-                        node or "?", peer, req.sequence, result.rejected, len(req.edges), result.error,
-                    )
-                yield mapper_pb2.ReportEdgesResponse(
-                    sequence=req.sequence, accepted=result.accepted, rejected=result.rejected, error=result.error,
-                    duplicate=result.duplicate,
-                    rejections=[mapper_pb2.EdgeRejection(index=i, reason=r) for i, r in result.rejections],
-                )
+            put(None)
+        except BaseException as exc:  # noqa: BLE001 - aborts and broken streams end the acknowledging side
+            put(exc)
         finally:
             if idle is not None:
                 idle.done(context)
-            with self._streams_lock:
-                self._streams -= 1
-            log.info(
-                "report stream from node %s (%s) closed: %d batches (%d resent), %d edges accepted, %d rejected",
-                node or "?", peer, batches, duplicates, accepted, rejected,
-            )
 
     def list_edges(self, request: mapper_pb2.ListEdgesRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
@@ -293,7 +337,7 @@ def serve(
     *,
     max_streams: int = 64,
     credentials: grpc.ServerCredentials | None = None,
-    flush_interval: float = 1.0,
+    flush_interval: float = 10.0,
     tls: ReloadingTls | None = None,
     tokens: ReloadingTokens | None = None,
     limits: IngestLimits | None = None,
@@ -317,7 +361,8 @@ def serve(
     `idle_timeout` seconds without a batch; requests up to `max_message_bytes`; `limits` on every
     reported field; at most `max_edges` edges (stalest evicted, counted); `edge_ttl` seconds after an
     edge was last seen it expires (checked every ttl/10, at most every minute; durable).
-    Acknowledgements wait for the group commit (`commit_interval`); `fsync` makes commits survive
+    Acknowledgements wait for the group commit (`commit_interval`); changed edges are checkpointed
+    every `flush_interval` seconds (a restart replays the journal since); `fsync` makes commits survive
     power loss too, not only a killed process. `health_listen` serves grpc.health.v1 alone in
     plaintext on a second address, for kubelet gRPC probes (which cannot speak TLS)."""
     if tokens is not None and tls is None and credentials is None:

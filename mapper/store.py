@@ -20,7 +20,8 @@ Hot path (merge), designed for hundreds of thousands of observations per second 
 
 Durability (with a sqlite path, persistence.py): merge() journals the raw batch; wait_durable() returns
 once the journal commit holding it is done (group commit, every few ms), and only then does the server
-acknowledge. Changed records are checkpointed every `flush_interval` seconds. Reset and expiry
+acknowledge. Changed records are checkpointed every `flush_interval` seconds (and after 64 MiB of
+journal): a record updated by many batches is written once per checkpoint, not once per batch. Reset and expiry
 checkpoint synchronously so that nothing forgotten comes back on restart.
 
 Bounds: at most `max_edges` records; inserting beyond evicts the stalest (by last_seen) in chunks of
@@ -60,6 +61,9 @@ _ENDPOINT_CACHE_MAX: Final[int] = 200_000
 # least recently seen are forgotten beyond this. A sniffer restart makes a new instance.
 MAX_INSTANCES: Final[int] = 100_000
 MAX_INSTANCE_LENGTH: Final[int] = 128
+# A checkpoint is also taken once this much was journaled since the last one, so the journal that a
+# restart replays stays bounded (~2 s of replay) whatever the checkpoint interval.
+MAX_JOURNAL_BYTES: Final[int] = 64 * 1024 * 1024
 DEFAULT_MAX_EDGES: Final[int] = 2_000_000
 
 BatchId = tuple[str, int]
@@ -107,6 +111,8 @@ class EdgeStore:
         self._forgotten_instances: list[str] = []
         self._position = 0  # journal position of the last merged batch
         self._journal: list[JournalRow] = []  # merged, not yet committed
+        self._journal_bytes = 0  # journaled since the last checkpoint: replay time after a crash is bounded
+        self._unjournaled = False  # merged without raw bytes since the last checkpoint
         self._committer: GroupCommit | None = None
         self._closed = False
         if db_path is not None:
@@ -222,6 +228,9 @@ class EdgeStore:
                 position = self._position
                 if raw is not None:
                     self._journal.append((position, now, raw))
+                    self._journal_bytes += len(raw)
+                else:
+                    self._unjournaled = True  # only a checkpoint makes this merge durable
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
                            position=position)
 
@@ -471,12 +480,12 @@ class EdgeStore:
 
     def _commit(self, checkpoint: bool) -> int:
         """One round of the committer thread; returns the journal position now durable."""
-        if checkpoint:
+        if checkpoint or self._journal_bytes > MAX_JOURNAL_BYTES or self._unjournaled:
             return self._checkpoint()[1]
         with self._db_lock:
             with self._lock:
                 rows, self._journal = self._journal, []
-        if not rows:  # merged without raw bytes (in-process callers): only a checkpoint covers them
+        if not rows:
             return self._checkpoint()[1]
         with self._db_lock:
             assert self._db is not None
@@ -507,6 +516,8 @@ class EdgeStore:
                                 forgotten_instances=self._forgotten_instances, through=self._position,
                                 delete_all=self._delete_all)
                 journal, self._journal = self._journal, []  # included in this checkpoint's records
+                journal_bytes, self._journal_bytes = self._journal_bytes, 0
+                self._unjournaled = False
                 applied_dirty, self._applied_dirty = self._applied_dirty, set()
                 self._deleted, self._forgotten_instances, self._delete_all = [], [], False
             try:
@@ -517,6 +528,8 @@ class EdgeStore:
                     assert self._dirty is not None
                     self._dirty.update(rec for rec in dirty if rec.alive)
                     self._journal[:0] = journal
+                    self._journal_bytes += journal_bytes
+                    self._unjournaled = True  # conservative: the next round checkpoints again
                     self._applied_dirty |= applied_dirty
                     self._deleted[:0] = cp.deleted
                     self._forgotten_instances[:0] = cp.forgotten_instances

@@ -69,6 +69,8 @@ def add_parser(sub: Any) -> None:
                    help="refuse observations older than this (default 7d)")
     b.add_argument("--max-clock-skew", type=duration, default=300.0, metavar="DURATION",
                    help="refuse observations further ahead of the mapper's clock (default 5m)")
+    p.add_argument("--checkpoint-interval", type=duration, default=10.0, metavar="DURATION",
+                   help="write changed edges to --db this often; acknowledged batches are journaled at once (default 10s)")
     p.add_argument("--fsync", action="store_true",
                    help="fsync every commit: acknowledged batches survive power loss, not only a killed mapper")
     p.set_defaults(run=run)
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         server = serve(args.listen, db=args.db, tls=tls, tokens=tokens, limits=limits,
                        max_edges=args.max_edges or DEFAULT_MAX_EDGES, edge_ttl=args.edge_ttl,
                        max_streams=args.max_streams, idle_timeout=args.stream_idle_timeout, fsync=args.fsync,
-                       health_listen=args.health_listen,
+                       health_listen=args.health_listen, flush_interval=args.checkpoint_interval,
                        **extra)
     except OSError as e:
         raise CliError(str(e)) from e
