@@ -43,10 +43,12 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from mapper.filters import compile_filters
-from mapper.persistence import AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalRow, extra_json, services_from_extra
+from mapper.persistence import (
+    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, extra_json, services_from_extra,
+)
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers
-from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, timestamp, varint
+from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, assemble, timestamp, varint
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
 from netmapper_api.loss import LossSource
@@ -102,7 +104,9 @@ class EdgeStore:
         self._next_row = 1
         self._lost: dict[int, list[int]] = {}  # LostSource -> [count, first ns, last ns]
         self._db: EdgeFile | None = None
-        self._db_lock = threading.Lock()  # taken before _lock; serialises file writes
+        self._db_lock = threading.Lock()  # taken before _lock; serialises edge file writes
+        self._jdb: JournalFile | None = None
+        self._journal_lock = threading.Lock()  # taken before _lock; serialises journal file writes
         self._dirty: set[EdgeRecord] | None = None
         self._deleted: list[int] = []  # file rows of records forgotten since the last checkpoint
         self._delete_all = False  # a reset since the last checkpoint
@@ -229,6 +233,8 @@ class EdgeStore:
                 if raw is not None:
                     self._journal.append((position, now, raw))
                     self._journal_bytes += len(raw)
+                    if self._journal_bytes > MAX_JOURNAL_BYTES and self._committer is not None:
+                        self._committer.request_checkpoint()
                 else:
                     self._unjournaled = True  # only a checkpoint makes this merge durable
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
@@ -409,26 +415,28 @@ class EdgeStore:
 
     def _open_db(self, path: Path, flush_interval: float, commit_interval: float, fsync: bool) -> None:
         self._db = EdgeFile(path, fsync=fsync)
+        self._jdb = JournalFile(path.with_name(path.name + ".journal"), fsync=fsync)
         self._dirty = set()
         loaded, skipped = self._load(self._db)
         for instance, sequence, seen in self._db.applied():
             self._applied[instance] = (sequence, seen)
         self._position = through = self._db.journal_through()
         replayed = 0
-        for position, received, raw in self._db.journal_after(through):
+        for position, received, raw in self._jdb.after(through):
             try:
                 req = mapper_pb2.ReportEdgesRequest.FromString(raw)
             except DecodeError as exc:
                 log.warning("skipping unreadable journal row %d: %s", position, exc)
                 continue
             batch = (req.instance, req.sequence) if req.instance else None
+            self._position = position - 1  # the merge numbers it as it was numbered when journaled
             self.merge(req.edges, req.node, batch=batch, now_ns=received)
             self._position = max(self._position, position)
             replayed += 1
         log.info("store %s: loaded %d edges (%d unreadable rows skipped), replayed %d journaled batches",
                  path, loaded, skipped, replayed)
-        self._committer = GroupCommit(self._commit, commit_interval=commit_interval,
-                                      checkpoint_interval=flush_interval)
+        self._committer = GroupCommit(self._commit_journal, lambda: self._checkpoint()[1],
+                                      commit_interval=commit_interval, checkpoint_interval=flush_interval)
         self._committer.set_durable(self._position)
 
     def _load(self, db: EdgeFile) -> tuple[int, int]:
@@ -478,24 +486,22 @@ class EdgeStore:
             self._committer.set_durable(position)
         return written
 
-    def _commit(self, checkpoint: bool) -> int:
-        """One round of the committer thread; returns the journal position now durable."""
-        if checkpoint or self._journal_bytes > MAX_JOURNAL_BYTES or self._unjournaled:
-            return self._checkpoint()[1]
-        with self._db_lock:
+    def _commit_journal(self) -> int:
+        """One round of the commit thread: the journal position now durable (-1: needs a checkpoint)."""
+        with self._journal_lock:
             with self._lock:
                 rows, self._journal = self._journal, []
-        if not rows:
-            return self._checkpoint()[1]
-        with self._db_lock:
-            assert self._db is not None
+                unjournaled = self._unjournaled
+            if not rows:
+                return -1 if unjournaled else 0
+            assert self._jdb is not None
             try:
-                self._db.append_journal(rows)
+                self._jdb.append(rows)
             except Exception:  # noqa: BLE001 - whatever failed, keep it pending and re-raise
                 with self._lock:
                     self._journal[:0] = rows  # keep them, in order, for the next round
                 raise
-            return rows[-1][0]
+        return -1 if unjournaled else rows[-1][0]
 
     def _checkpoint(self) -> tuple[int, int]:
         """(rows written, journal position included) of one checkpoint transaction."""
@@ -505,21 +511,20 @@ class EdgeStore:
             with self._lock:
                 assert self._dirty is not None
                 dirty, self._dirty = self._dirty, set()
-                rows = []
-                for rec in dirty:
-                    wire = rec.wire
-                    if wire is None:
-                        wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
-                    rows.append((rec.row_id, wire, extra_json(rec.client.services, rec.server.services)))
+                n = len(self._records)
+                snapshot = [(rec, self._encoder.parts(rec, n)) for rec in dirty]
                 applied: list[AppliedRow] = [(i, *self._applied[i]) for i in self._applied_dirty if i in self._applied]
-                cp = Checkpoint(rows=rows, deleted=self._deleted, applied=applied,
-                                forgotten_instances=self._forgotten_instances, through=self._position,
-                                delete_all=self._delete_all)
-                journal, self._journal = self._journal, []  # included in this checkpoint's records
+                through = self._position
                 journal_bytes, self._journal_bytes = self._journal_bytes, 0
-                self._unjournaled = False
+                unjournaled, self._unjournaled = self._unjournaled, False
                 applied_dirty, self._applied_dirty = self._applied_dirty, set()
+                deleted, forgotten, delete_all = self._deleted, self._forgotten_instances, self._delete_all
                 self._deleted, self._forgotten_instances, self._delete_all = [], [], False
+            # Assembled outside the lock: merges go on meanwhile (the snapshot is consistent as of `through`).
+            rows = [(rec.row_id, assemble(*parts), extra_json(rec.client.services, rec.server.services))
+                    for rec, parts in snapshot]
+            cp = Checkpoint(rows=rows, deleted=deleted, applied=applied, forgotten_instances=forgotten,
+                            through=through, delete_all=delete_all)
             try:
                 self._db.checkpoint(cp)
             except Exception:  # noqa: BLE001 - whatever failed, keep it pending and re-raise
@@ -527,18 +532,20 @@ class EdgeStore:
                 with self._lock:
                     assert self._dirty is not None
                     self._dirty.update(rec for rec in dirty if rec.alive)
-                    self._journal[:0] = journal
                     self._journal_bytes += journal_bytes
-                    self._unjournaled = True  # conservative: the next round checkpoints again
+                    self._unjournaled = self._unjournaled or unjournaled
                     self._applied_dirty |= applied_dirty
-                    self._deleted[:0] = cp.deleted
-                    self._forgotten_instances[:0] = cp.forgotten_instances
-                    self._delete_all = self._delete_all or cp.delete_all
+                    self._deleted[:0] = deleted
+                    self._forgotten_instances[:0] = forgotten
+                    self._delete_all = self._delete_all or delete_all
                 raise
-        return len(rows), cp.through
+        with self._journal_lock:
+            if self._jdb is not None:
+                self._jdb.drop_through(through)  # a crash before this: the next load skips these rows
+        return len(rows), through
 
     def close(self) -> None:
-        """Stop the committer, write what is pending and close the file. Idempotent."""
+        """Stop the committer, write what is pending and close the files. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -551,6 +558,10 @@ class EdgeStore:
                 with self._db_lock:
                     self._db.close()
                     self._db = None
+                with self._journal_lock:
+                    if self._jdb is not None:
+                        self._jdb.close()
+                        self._jdb = None
 
     def __enter__(self) -> EdgeStore:
         return self
