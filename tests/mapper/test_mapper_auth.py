@@ -230,3 +230,23 @@ def test_running_without_auth_warns_unless_only_loopback_listens(caplog: pytest.
         server = serve(listen)
         server.stop(grace=0)
         assert any("no authentication" in r.getMessage() for r in caplog.records) == warned, listen
+
+
+def test_sniffer_reporter_sends_large_batches_in_pieces_with_its_token(mapper: MapperServer, pki: Ca,
+                                                                       tmp_path: Path) -> None:
+    from sniffer.reporter import Reporter
+
+    token_file = tmp_path / "sniffer.token"
+    token_file.write_text(NODE_A + "\n")
+    reporter = Reporter(mapper.address, "node-a", credentials=ClientCredentials(token_file=token_file, ca=pki.cert))
+    reporter.start()
+    try:
+        edges = [edge(workload(f"c{i % 50}"), workload(f"s{i // 50}"), 1 + i % 7) for i in range(12_000)]
+        assert reporter.offer(edges)
+        assert not reporter.offer(edges[:1])  # busy until all pieces are acknowledged
+        assert reporter.flush(timeout=120), reporter.stats
+    finally:
+        reporter.stop()
+    assert len(mapper.store) == 12_000
+    assert reporter.stats.batches_acked == 3  # 5000 + 5000 + 2000 edges
+    assert reporter.stats.edges_acked == 12_000

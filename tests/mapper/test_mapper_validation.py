@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import sys
 import time
 from collections.abc import Iterator
@@ -102,3 +103,32 @@ def test_a_stream_goes_on_after_refused_edges_and_the_cli_still_works(mapper: Ma
     assert run.returncode == 0, run.stderr
     assert "shop/web" in run.stdout
     assert time.gmtime(mapper.store.list()[0].last_seen.seconds).tm_year < 10000
+
+
+def test_streams_beyond_the_maximum_are_refused_and_idle_ones_end() -> None:
+    server = serve("127.0.0.1:0", max_streams=1, idle_timeout=1.0)
+    try:
+        with grpc.insecure_channel(server.address) as ch:
+            stub = mapper_pb2_grpc.MapperStub(ch)
+            hold = threading.Event()
+
+            def quiet() -> Iterator[mapper_pb2.ReportEdgesRequest]:
+                yield mapper_pb2.ReportEdgesRequest(node="node-1", sequence=1,
+                                                    edges=[edge(workload("a"), workload("b"))])
+                hold.wait(60)  # then silence: the mapper ends the stream
+
+            first = stub.ReportEdges(quiet(), timeout=60)
+            assert next(first).accepted == 1
+            second = stub.ReportEdges(iter([mapper_pb2.ReportEdgesRequest(node="node-2", sequence=1)]), timeout=30)
+            with pytest.raises(grpc.RpcError) as refused:
+                list(second)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+            with pytest.raises(grpc.RpcError) as ended:
+                list(first)
+            assert ended.value.code() == grpc.StatusCode.CANCELLED  # type: ignore[attr-defined]
+            hold.set()
+            # The slot is free again.
+            again = stub.ReportEdges(iter([mapper_pb2.ReportEdgesRequest(node="node-2", sequence=1)]), timeout=30)
+            assert [a.sequence for a in again] == [1]
+    finally:
+        server.stop(grace=0)
