@@ -54,6 +54,7 @@ METHOD_ROLES: Final[dict[str, str]] = {
 _READ_PREFIXES: Final[tuple[str, ...]] = ("Get", "List", "Watch", "Export", "Diff")
 # Health checks stay open: kubelet probes and load balancers carry no credentials.
 _OPEN_PREFIXES: Final[tuple[str, ...]] = ("/grpc.health.v1.Health/",)
+_REFLECTION_PREFIX: Final[str] = "/grpc.reflection."
 _NODE_CN_PREFIX: Final[str] = "node:"
 
 
@@ -75,6 +76,8 @@ def role_for(method: str) -> str | None:
     """The role `method` (a full gRPC method name) needs; "" when open to all; None when unknown."""
     if method.startswith(_OPEN_PREFIXES):
         return ""
+    if method.startswith(_REFLECTION_PREFIX):
+        return READ  # the schema, for grpcurl and other stock clients of readers
     role = METHOD_ROLES.get(method)
     if role is not None:
         return role

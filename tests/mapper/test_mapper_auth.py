@@ -250,3 +250,13 @@ def test_sniffer_reporter_sends_large_batches_in_pieces_with_its_token(mapper: M
     assert len(mapper.store) == 12_000
     assert reporter.stats.batches_acked == 3  # 5000 + 5000 + 2000 edges
     assert reporter.stats.edges_acked == 12_000
+
+
+def test_methods_without_a_listed_role_are_closed() -> None:
+    from mapper.auth import role_for
+
+    assert role_for("/netmapper.v1.Mapper/ReportEdges") == "report"
+    assert role_for("/netmapper.v1.Mapper/WatchEdges") == "read"  # read-named RPCs need `read`
+    assert role_for("/netmapper.v1.Mapper/DeleteEdges") is None  # a writing RPC stays closed until listed
+    assert role_for("/grpc.health.v1.Health/Check") == ""
+    assert role_for("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") == "read"
