@@ -260,3 +260,29 @@ def test_methods_without_a_listed_role_are_closed() -> None:
     assert role_for("/netmapper.v1.Mapper/DeleteEdges") is None  # a writing RPC stays closed until listed
     assert role_for("/grpc.health.v1.Health/Check") == ""
     assert role_for("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") == "read"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("short,alice,read\n", "shorter than 16"),
+    ("0123456789abcdefgh,alice,write\n", "roles must be some of"),
+    ("0123456789abcdefgh,,read\n", "empty name"),
+    ("0123456789abcdefgh,alice,read\n0123456789abcdefgh,bob,admin\n", "listed twice"),
+    ("# comment\n\n0123456789abcdefgh,alice\n", ":3: expected TOKEN,NAME,ROLES"),
+])
+def test_token_file_errors_name_the_line(text: str, problem: str) -> None:
+    from mapper.auth import AuthConfigError, parse_token_file
+
+    with pytest.raises(AuthConfigError, match=problem):
+        parse_token_file(text, "tokens.csv")
+
+
+def test_durations_read_like_kubectl() -> None:
+    import argparse
+
+    from netmapper.cli.mapper_serve import duration
+
+    assert [duration(t) for t in ("90", "90s", "15m", "24h", "7d", "1h30m", "500ms")] == \
+        [90, 90, 900, 86400, 604800, 5400, 0.5]
+    for bad in ("", "5x", "-1s", "0", "1h 30m"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            duration(bad)
