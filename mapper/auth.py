@@ -8,7 +8,8 @@ Both are refused before the handler runs, so they change nothing; both are count
 
 A principal can be bound to a node: its ReportEdges batches must name that node, or the stream is
 ended with PERMISSION_DENIED before the batch reaches the store. A sniffer's stolen token then cannot
-write edges for other nodes.
+write edges for other nodes. Every message of a stream is checked against the credentials in force, so
+revoking a token ends the streams that use it at their next message.
 
 Token file (a mounted Secret), one principal per line, `#` comments, like kube-apiserver's static
 token file:  TOKEN,NAME,ROLES[,NODE]  with ROLES separated by spaces or `|` (e.g. `read|admin`).
@@ -271,13 +272,14 @@ def _guarded(handler: grpc.RpcMethodHandler[Any, Any], check: Callable[[grpc.Ser
     h: Any = handler
 
     def bound(requests: Iterator[Any], principal: Principal, context: grpc.ServicerContext) -> Iterator[Any]:
-        if claimed_node is None or not principal.node:
-            yield from requests
-            return
         for req in requests:
-            claimed = claimed_node(req)
-            if claimed != principal.node:
-                refuse_node(context, principal, claimed)  # aborts: the batch never reaches the handler
+            # Streams live for days: every message is checked against the credentials in force now, so
+            # a token removed from the file (or a role taken away) stops the stream at its next batch.
+            principal = check(context)
+            if claimed_node is not None and principal.node:
+                claimed = claimed_node(req)
+                if claimed != principal.node:
+                    refuse_node(context, principal, claimed)  # aborts: the batch never reaches the handler
             yield req
 
     if h.unary_unary is not None:

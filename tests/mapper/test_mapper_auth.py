@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +287,24 @@ def test_durations_read_like_kubectl() -> None:
     for bad in ("", "5x", "-1s", "0", "1h 30m"):
         with pytest.raises(argparse.ArgumentTypeError):
             duration(bad)
+
+
+def test_a_revoked_token_stops_an_open_stream_at_its_next_batch(mapper: MapperServer, pki: Ca, tmp_path: Path) -> None:
+    _, sniffer = stub(mapper, pki, REPORTER)
+    second_batch = threading.Event()
+
+    def batches() -> Iterator[mapper_pb2.ReportEdgesRequest]:
+        yield mapper_pb2.ReportEdgesRequest(node="n", sequence=1, edges=[edge(workload("web"), workload("db"))])
+        second_batch.wait(30)
+        yield mapper_pb2.ReportEdgesRequest(node="n", sequence=2, edges=[edge(workload("web"), workload("evil"))])
+
+    stream = sniffer.ReportEdges(batches(), timeout=30)
+    assert next(stream).accepted == 1
+    staged = tmp_path / "tokens.new"
+    staged.write_text(TOKENS.replace(f"{REPORTER},sniffer,report\n", ""))
+    os.replace(staged, tmp_path / "tokens.csv")
+    second_batch.set()
+    with pytest.raises(grpc.RpcError) as refused:
+        next(stream)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert [summary(e) for e in mapper.store.list()] == [("web.shop", "db.shop", 8080)]
