@@ -23,6 +23,8 @@ class MapperProcess:
     def __init__(self, db: Path, *extra: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
+        # Health alone in plaintext beside the (maybe TLS) API port: readiness without credentials.
+        self.health_address = f"127.0.0.1:{free_port()}"
         self.db = db
         self.extra = extra
         self.log = db.with_suffix(".log")
@@ -32,11 +34,11 @@ class MapperProcess:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "netmapper.cli.main", "mapper", "serve", "--listen", self.address,
-                 "--db", str(self.db), *self.extra], stdout=log, stderr=log)
+                 "--db", str(self.db), "--health-listen", self.health_address, *self.extra], stdout=log, stderr=log)
         self.wait_serving()
 
     def wait_serving(self, attempts: int = 200) -> None:
-        with grpc.insecure_channel(self.address) as ch:
+        with grpc.insecure_channel(self.health_address) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             for _ in range(attempts):
                 assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]

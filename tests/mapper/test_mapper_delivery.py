@@ -1,7 +1,8 @@
 """Delivery with real processes: an acknowledged batch survives `kill -9`, a resent batch merges once.
 
-The mapper runs as `netmapper mapper serve --db FILE`; the client is the sniffer's own Reporter (the
-code that keeps and resends unacknowledged batches), fed the way the agent feeds it.
+The mapper runs as `netmapper mapper serve --db FILE` (in the kill loop with TLS and bearer tokens, as
+deployed); the client is the sniffer's own Reporter (the code that keeps and resends unacknowledged
+batches), fed the way the agent feeds it.
 """
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ import pytest
 from edge_testing import T0, edge, internet, summary, workload
 from netmapper_api.limits import client_channel_options
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
+from netmapper_api.channel import ClientCredentials, open_channel
 from sniffer.reporter import Reporter
 from tests.mapper.mapper_process import MapperProcess
+from tests.mapper.tls_files import make_ca
+
+REPORT_TOKEN = "kill-loop-report-token-0123"
+READ_TOKEN = "kill-loop-read-token-012345"
 
 
 @pytest.fixture()
@@ -29,8 +35,8 @@ def mapper(tmp_path: Path) -> Iterator[MapperProcess]:
     proc.stop()
 
 
-def listed(address: str) -> list[edge_pb2.Edge]:
-    with grpc.insecure_channel(address, options=client_channel_options()) as ch:
+def listed(address: str, creds: ClientCredentials | None = None) -> list[edge_pb2.Edge]:
+    with open_channel(address, creds, client_channel_options()) as ch:
         return list(mapper_pb2_grpc.MapperStub(ch).ListEdges(mapper_pb2.ListEdgesRequest(), timeout=30).edges)
 
 
@@ -44,9 +50,18 @@ def round_edges(r: int, distinct: int) -> list[edge_pb2.Edge]:
     return out
 
 
-def test_kill_9_loop_loses_nothing_acknowledged_and_counts_stay_exact(mapper: MapperProcess) -> None:
+def test_kill_9_loop_loses_nothing_acknowledged_and_counts_stay_exact(tmp_path: Path) -> None:
     rounds, distinct, kills = 80, 300, 8
-    reporter = Reporter(mapper.address, "node-1", ack_timeout=5.0, max_backoff=0.2)
+    ca = make_ca(tmp_path / "pki")
+    crt, key = ca.issue("server", "/CN=mapper", server=True)
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(f"{REPORT_TOKEN},sniffer,report,node-1\n{READ_TOKEN},reader,read\n")
+    mapper = MapperProcess(tmp_path / "edges.db", "--tls-cert", str(crt), "--tls-key", str(key),
+                           "--token-file", str(tokens))
+    mapper.start()
+    reader = ClientCredentials(token=READ_TOKEN, ca=ca.cert)
+    reporter = Reporter(mapper.address, "node-1", ack_timeout=5.0, max_backoff=0.2,
+                        credentials=ClientCredentials(token=REPORT_TOKEN, ca=ca.cert))
     reporter.start()
     expected: dict[tuple[str, str, int], list[int]] = {}  # (client, server, port) -> [count, first s, last s]
     pending: dict[tuple[str, str, int], edge_pb2.Edge] = {}  # what the agent's accumulator would hold
@@ -88,19 +103,22 @@ def test_kill_9_loop_loses_nothing_acknowledged_and_counts_stay_exact(mapper: Ma
                 break
             time.sleep(0.05)
         assert reporter.flush(timeout=120), f"not everything acknowledged: {reporter.stats}"
+        assert killed == kills
+        got = {summary(e): [e.count, e.first_seen.seconds, e.last_seen.seconds]
+               for e in listed(mapper.address, reader)}
+        assert got == expected
+        # Once more after a last kill: what was acknowledged is on disk, not only in memory.
+        mapper.kill9()
+        mapper.start()
+        got = {summary(e): [e.count, e.first_seen.seconds, e.last_seen.seconds]
+               for e in listed(mapper.address, reader)}
+        assert got == expected
+        assert reporter.stats.send_failures > 0  # the kills did interrupt streams
     finally:
         done.set()
         killer.join()
         reporter.stop()
-    assert killed == kills
-    got = {summary(e): [e.count, e.first_seen.seconds, e.last_seen.seconds] for e in listed(mapper.address)}
-    assert got == expected
-    # Once more after a last kill: what was acknowledged is on disk, not only in memory.
-    mapper.kill9()
-    mapper.start()
-    got = {summary(e): [e.count, e.first_seen.seconds, e.last_seen.seconds] for e in listed(mapper.address)}
-    assert got == expected
-    assert reporter.stats.send_failures > 0  # the kills did interrupt streams
+        mapper.stop()
 
 
 def report_raw(address: str, req: mapper_pb2.ReportEdgesRequest) -> mapper_pb2.ReportEdgesResponse:
