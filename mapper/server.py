@@ -33,11 +33,14 @@ from netmapper_api.v1 import mapper_pb2
 
 log = logging.getLogger(__name__)
 
-# One request's size limit: with the default 64 streams, 64 requests in flight and their parsed
-# messages (~4x) stay around 1 GiB at worst; sniffers send batches of at most limits.MAX_REPORT_BYTES.
+# One request's size limit. Per stream at most one request is received and one parsed and merged at a
+# time (acknowledgements waiting for their commit keep only counts), so 64 streams hold ~64 x 4 MiB x
+# (1 + ~3 parsed) = 1 GiB at the very worst; sniffers send at most limits.MAX_REPORT_BYTES (2 MiB).
 DEFAULT_MAX_RECEIVE_BYTES: Final[int] = 4 * 1024 * 1024
-_QUERY_WORKERS: Final[int] = 8
-_PIPELINE_DEPTH: Final[int] = 4  # batches of one stream merged but not yet acknowledged  # threads kept free for ListEdges/ResetEdges/health beyond the streams
+_QUERY_WORKERS: Final[int] = 8  # threads kept free for ListEdges/ResetEdges/health beyond the streams
+_PIPELINE_DEPTH: Final[int] = 4  # batches of one stream merged but not yet acknowledged
+
+_Merged = tuple[int, int, MergeResult]  # (sequence, edges in the batch, result) awaiting its commit
 _REJECT_LOG_INTERVAL: Final[float] = 10.0  # seconds between warnings about rejected edges per stream
 
 
@@ -153,7 +156,7 @@ class _MapperService:
         log.info("report stream opened by %s", peer)
         # Merging runs one batch ahead of acknowledging: while batch N waits for its group commit, batch
         # N+1 is merged, so a pipelining client is not held to one batch per commit. Bounded queue.
-        merged: queue.Queue[tuple[mapper_pb2.ReportEdgesRequest, MergeResult] | BaseException | None] = \
+        merged: queue.Queue[_Merged | BaseException | None] = \
             queue.Queue(maxsize=_PIPELINE_DEPTH)
         merger = threading.Thread(target=self._merge_stream, args=(requests, context, merged, node),
                                   name="report-merge", daemon=True)
@@ -171,7 +174,7 @@ class _MapperService:
                     break
                 if isinstance(item, BaseException):
                     raise item  # an abort from the merging side (bad bytes, a node-bound credential)
-                req, result = item
+                sequence, size, result = item
                 # Acknowledge only what is durable: a sniffer drops what we acknowledge.
                 if not self._store.wait_durable(result, self._ack_timeout):
                     context.abort(grpc.StatusCode.UNAVAILABLE,
@@ -184,10 +187,10 @@ class _MapperService:
                     last_warning = time.monotonic()
                     log.warning(
                         "node %s (%s) batch %d: rejected %d of %d edges: %s",
-                        node[0] or "?", peer, req.sequence, result.rejected, len(req.edges), result.error,
+                        node[0] or "?", peer, sequence, result.rejected, size, result.error,
                     )
                 yield mapper_pb2.ReportEdgesResponse(
-                    sequence=req.sequence, accepted=result.accepted, rejected=result.rejected, error=result.error,
+                    sequence=sequence, accepted=result.accepted, rejected=result.rejected, error=result.error,
                     duplicate=result.duplicate,
                     rejections=[mapper_pb2.EdgeRejection(index=i, reason=r) for i, r in result.rejections],
                 )
@@ -200,14 +203,14 @@ class _MapperService:
             )
 
     def _merge_stream(self, requests: Iterator[ReceivedBatch], context: grpc.ServicerContext,
-                      out: queue.Queue[tuple[mapper_pb2.ReportEdgesRequest, MergeResult] | BaseException | None],
+                      out: queue.Queue[_Merged | BaseException | None],
                       node: list[str]) -> None:
         """The merging side of one stream: read, merge, hand over for acknowledgement. Stops when the
         stream ends, fails or is no longer active (the client went away)."""
         idle = self._idle
         peer = context.peer()
 
-        def put(item: tuple[mapper_pb2.ReportEdgesRequest, MergeResult] | BaseException | None) -> bool:
+        def put(item: _Merged | BaseException | None) -> bool:
             while context.is_active():
                 try:
                     out.put(item, timeout=1.0)
@@ -236,7 +239,8 @@ class _MapperService:
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node[0], peer)
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
-                if not put((req, result)):
+                # Only what the acknowledgement needs waits in the queue, not the parsed batch.
+                if not put((req.sequence, len(req.edges), result)):
                     return
             put(None)
         except BaseException as exc:  # noqa: BLE001 - aborts and broken streams end the acknowledging side
