@@ -84,6 +84,9 @@ class Reporter:
     ack_timeout: float = 30.0
     max_backoff: float = 10.0
     credentials: ClientCredentials | None = None
+    # Close the stream after this long with nothing to send, before the mapper's idle timeout (10 min by
+    # default) ends it as abandoned; the next batch opens a new one.
+    idle_close: float = 120.0
     stats: ReporterStats = field(default_factory=ReporterStats)
     # This run of the sniffer: with the sequence it names each request, so a resend merges once.
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -131,17 +134,30 @@ class Reporter:
             self._thread.join(timeout=5)
 
     def _next_inflight(self, sent: int) -> mapper_pb2.ReportEdgesRequest | None:
-        """Block until the oldest unacknowledged request has sequence > sent (or stop)."""
+        """Block until the oldest unacknowledged request has sequence > sent; None on stop or when
+        nothing was pending for idle_close seconds (the stream is then closed; the next batch opens one)."""
+        deadline = time.monotonic() + self.idle_close
         with self._cond:
             while not self._stop.is_set():
                 if self._pending and self._pending[0].sequence > sent:
                     return self._pending[0]
-                self._cond.wait(0.5)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(0.5, left))
             return None
+
+    def _wait_pending(self) -> None:
+        with self._cond:
+            while not self._pending and not self._stop.is_set():
+                self._cond.wait(0.5)
 
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
+            self._wait_pending()  # a quiet node holds no stream open
+            if self._stop.is_set():
+                return
             try:
                 self._stream()
                 backoff = 0.2

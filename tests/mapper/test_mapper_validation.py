@@ -132,3 +132,22 @@ def test_streams_beyond_the_maximum_are_refused_and_idle_ones_end() -> None:
             assert [a.sequence for a in again] == [1]
     finally:
         server.stop(grace=0)
+
+
+def test_a_quiet_sniffer_closes_its_stream_before_the_mapper_ends_it() -> None:
+    from sniffer.reporter import Reporter
+
+    server = serve("127.0.0.1:0", idle_timeout=1.0)
+    reporter = Reporter(server.address, "node-1", idle_close=0.3)
+    reporter.start()
+    try:
+        for port in (1, 2):
+            assert reporter.offer([edge(workload("a"), workload("b"), port)])
+            assert reporter.flush(timeout=30)
+            time.sleep(2.5)  # quiet for longer than the mapper's idle timeout
+        assert reporter.stats.batches_acked == 2
+        assert reporter.stats.send_failures == 0  # no stream was cut under it: it closed its own
+    finally:
+        reporter.stop()
+        server.stop(grace=0)
+    assert sorted(e.port for e in server.store.list()) == [1, 2]
