@@ -150,6 +150,16 @@ class _MapperService:
             if self._streams >= self._max_streams:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mapper serves at most {self._max_streams} streams")
             self._streams += 1
+        released = threading.Event()
+
+        def release() -> None:
+            # Called when the RPC ends however it ends (a cancel included), and again from finally.
+            with self._streams_lock:
+                if not released.is_set():
+                    released.set()
+                    self._streams -= 1
+
+        context.add_callback(release)
         peer = context.peer()
         stats = {"batches": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
         node = [""]
@@ -195,8 +205,7 @@ class _MapperService:
                     rejections=[mapper_pb2.EdgeRejection(index=i, reason=r) for i, r in result.rejections],
                 )
         finally:
-            with self._streams_lock:
-                self._streams -= 1
+            release()
             log.info(
                 "report stream from node %s (%s) closed: %d batches (%d resent), %d edges accepted, %d rejected",
                 node[0] or "?", peer, stats["batches"], stats["duplicates"], stats["accepted"], stats["rejected"],
