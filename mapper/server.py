@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mapper.auth import AuthInterceptor, AuthStats, ReloadingTls, ReloadingTokens, is_loopback
+from mapper.observer import NewEdgeObserver
 from mapper.store import DEFAULT_MAX_EDGES, EdgeStore, MergeResult
 from mapper.validation import IngestLimits
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
@@ -135,8 +136,9 @@ class _MapperService:
     """Handlers of netmapper.v1.Mapper over one EdgeStore."""
 
     def __init__(self, store: EdgeStore, max_streams: int, idle: _IdleStreams | None = None,
-                 ack_timeout: float = 30.0) -> None:
+                 ack_timeout: float = 30.0, observer: NewEdgeObserver | None = None) -> None:
         self._store = store
+        self._observer = observer
         self._max_streams = max_streams
         self._streams_lock = threading.Lock()
         self._streams = 0
@@ -189,6 +191,11 @@ class _MapperService:
                 if not self._store.wait_durable(result, self._ack_timeout):
                     context.abort(grpc.StatusCode.UNAVAILABLE,
                                   "mapper could not commit the batch to its store; resend it")
+                if result.new_edges and self._observer is not None:
+                    try:  # told only of edges that are durable, as acknowledged
+                        self._observer.new_edges(result.new_edges)
+                    except Exception:  # an observer's bug must not cost the sniffer its stream
+                        log.exception("new-edge observer failed")
                 stats["batches"] += 1
                 stats["accepted"] += result.accepted
                 stats["rejected"] += result.rejected
@@ -361,6 +368,7 @@ def serve(
     commit_interval: float = 0.002,
     fsync: bool = False,
     health_listen: str | None = None,
+    observer: NewEdgeObserver | None = None,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
     running. `db` is an optional sqlite file that keeps the edges across restarts.
@@ -377,7 +385,8 @@ def serve(
     Acknowledgements wait for the group commit (`commit_interval`); changed edges are checkpointed
     every `flush_interval` seconds (a restart replays the journal since); `fsync` makes commits survive
     power loss too, not only a killed process. `health_listen` serves grpc.health.v1 alone in
-    plaintext on a second address, for kubelet gRPC probes (which cannot speak TLS)."""
+    plaintext on a second address, for kubelet gRPC probes (which cannot speak TLS). `observer` hears
+    of every edge the store had not seen before, once it is durable (mapper/observer.py)."""
     if tokens is not None and tls is None and credentials is None:
         raise ValueError("bearer tokens need TLS: give the server certificate too")
     if tls is not None:
@@ -394,7 +403,7 @@ def serve(
     idle = _IdleStreams(idle_timeout)
     expiry = _Expiry(store, edge_ttl) if edge_ttl else None
     try:
-        service = _MapperService(store, max_streams, idle)
+        service = _MapperService(store, max_streams, idle, observer=observer)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_streams + _QUERY_WORKERS, thread_name_prefix="mapper-rpc"),
             interceptors=[interceptor] if interceptor is not None else None,

@@ -82,6 +82,8 @@ class MergeResult:
     rejections: tuple[tuple[int, str], ...] = ()  # (index in the batch, reason), at most MAX_REJECTIONS
     duplicate: bool = False  # the batch identity was merged before: nothing merged now
     position: int = 0  # journal position to wait for (wait_durable) before acknowledging; 0: none
+    # edges of the batch that created a record (first report of their key), for mapper/observer.py
+    new_edges: tuple[edge_pb2.Edge, ...] = ()
 
 
 class EdgeStore:
@@ -146,6 +148,7 @@ class EdgeStore:
         accepted = rejected = 0
         error = ""
         rejections: list[tuple[int, str]] = []
+        new_edges: list[edge_pb2.Edge] = []
         valid_protocols = keys.VALID_PROTOCOLS
         max_count = limits.max_count
         max_edges = limits.max_edges
@@ -200,6 +203,7 @@ class EdgeStore:
                 rec = records.get(key)
                 if rec is None:
                     rec = self._insert(key, c[1], s[1], first, last)
+                    new_edges.append(e)
                 else:
                     # Attributes objects are interned per serialized endpoint, so "merged lately" is an
                     # identity test (the tuple scan stays in C); anything else is merged (idempotent).
@@ -238,7 +242,7 @@ class EdgeStore:
                 else:
                     self._unjournaled = True  # only a checkpoint makes this merge durable
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
-                           position=position)
+                           position=position, new_edges=tuple(new_edges))
 
     def _remember(self, batch: BatchId, now: int) -> None:
         """Record batch as the instance's last merged one. Caller holds _lock."""

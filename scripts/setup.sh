@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 
 need_pkgs=()
 # openssl: the auth tests and scripts/deploy-secrets.sh make certificates with it
-for p in bpfcc-tools python3-bpfcc libbpfcc bpftool linux-headers-amd64 iproute2 gcc libc6-dev openssl; do
+for p in bpfcc-tools python3-bpfcc libbpfcc bpftool linux-headers-amd64 iproute2 gcc libc6-dev graphviz openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

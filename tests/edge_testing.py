@@ -13,6 +13,11 @@ from netmapper_api.v1 import edge_pb2
 T0 = (int(time.time()) // 3600 - 24) * 3600
 
 
+def iso(seconds: float) -> str:
+    """RFC 3339 UTC with a Z, as diff, signals and JSON outputs print times: for expected values from T0."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def workload(name: str, namespace: str = "shop", kind: str = "Deployment", *, pod: str = "", ip: str = "",
              service: tuple[str, str] | None = None, dns: tuple[str, ...] = ()) -> edge_pb2.Endpoint:
     ep = edge_pb2.Endpoint(kind=edge_pb2.ENDPOINT_KIND_WORKLOAD, pod=pod, ip=ip, dns_names=dns)

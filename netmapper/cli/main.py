@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from netmapper.cli import demo, edges, export, mapper_serve, reset, sniffer_run
+from netmapper.cli import demo, diff, edges, export, mapper_serve, reset, sniffer_run, visualize
 from netmapper.cli.common import CliError
 from netmapper.client import MapperError
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     mapper_serve.add_parser(mapper)
     sniffer = sub.add_parser("sniffer", help="the node agent").add_subparsers(dest="sniffer_cmd", required=True)
     sniffer_run.add_parser(sniffer)
-    for module in (edges, export, reset, demo):
+    for module in (edges, export, diff, visualize, reset, demo):
         module.add_parser(sub)
     return parser
 

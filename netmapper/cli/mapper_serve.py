@@ -1,4 +1,8 @@
-"""`netmapper mapper serve`: run the central mapper (gRPC + health) until SIGTERM/SIGINT."""
+"""`netmapper mapper serve`: run the central mapper (gRPC + health) until SIGTERM/SIGINT.
+
+With `--intents PATH` (or `--intents-from-cluster`) and `--webhook URL`, every newly observed call that the
+declared intents do not cover is posted to the webhook (netmapper.shadow.signals).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +10,7 @@ import logging
 import re
 import signal
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +78,41 @@ def add_parser(sub: Any) -> None:
                    help="write changed edges to --db this often; acknowledged batches are journaled at once (default 10s)")
     p.add_argument("--fsync", action="store_true",
                    help="fsync every commit: acknowledged batches survive power loss, not only a killed mapper")
+    g = p.add_argument_group("signals (a webhook per newly observed call the intents do not cover)")
+    source = g.add_mutually_exclusive_group()
+    source.add_argument("--intents", action="append", type=Path, metavar="PATH",
+                        help="declared ClientIntents: file or directory (recursive); repeatable")
+    source.add_argument("--intents-from-cluster", action="store_true",
+                        help="declared ClientIntents from the cluster (--kubeconfig or in-cluster)")
+    g.add_argument("--kubeconfig", type=Path, default=None, metavar="FILE", help="with --intents-from-cluster")
+    g.add_argument("--webhook", default=None, metavar="URL", help="POST a JSON message (Slack-compatible text) here")
+    g.add_argument("--webhook-rate", type=float, default=1.0, metavar="PER_S",
+                   help="at most this many messages per second (default 1, bursts of 10)")
+    g.add_argument("--intents-reload", type=float, default=30.0, metavar="SECONDS",
+                   help="re-read the intents this often (default 30)")
     p.set_defaults(run=run)
+
+
+def _signaller(args: argparse.Namespace) -> Any:
+    from netmapper.shadow.load import kube_api_client, load_cluster, load_paths
+    from netmapper.shadow.signals import UncoveredCallSignaller
+
+    has_source = bool(args.intents) or args.intents_from_cluster
+    if args.webhook is None:
+        if has_source:
+            raise CliError("--intents/--intents-from-cluster need --webhook URL (what to tell about uncovered calls)")
+        return None
+    if not has_source:
+        raise CliError("--webhook needs --intents PATH or --intents-from-cluster")
+    try:
+        if args.intents_from_cluster:
+            load = partial(load_cluster, kube_api_client(args.kubeconfig))
+        else:
+            load = partial(load_paths, args.intents)
+        return UncoveredCallSignaller(args.webhook, load, rate=args.webhook_rate,
+                                      reload_interval=args.intents_reload).start()
+    except Exception as e:  # config, HTTP, TLS, file errors: one line, no traceback
+        raise CliError(f"signals: cannot start: {type(e).__name__}: {e}") from e
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,17 +140,26 @@ def run(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {}
     if args.max_message_bytes:
         extra["max_message_bytes"] = args.max_message_bytes
+    signaller = _signaller(args)
     try:
         server = serve(args.listen, db=args.db, tls=tls, tokens=tokens, limits=limits,
                        max_edges=args.max_edges or DEFAULT_MAX_EDGES, edge_ttl=args.edge_ttl,
                        max_streams=args.max_streams, idle_timeout=args.stream_idle_timeout, fsync=args.fsync,
                        health_listen=args.health_listen, flush_interval=args.checkpoint_interval,
-                       **extra)
-    except OSError as e:
-        raise CliError(str(e)) from e
-    log.info("mapper serving on %s", server.address)
+                       observer=signaller, **extra)
+    except BaseException as e:
+        if signaller is not None:
+            signaller.stop(flush_timeout=0)
+        if isinstance(e, OSError):
+            raise CliError(str(e)) from e
+        raise
+    log.info("mapper serving on %s%s", server.address, f", signals to {args.webhook}" if signaller else "")
     try:
         stop.wait()
     finally:
         server.stop()
+        if signaller is not None:
+            stats = signaller.stop()
+            log.info("signals: %d uncovered calls, %d delivered, %d failed, %d dropped",
+                     stats.uncovered, stats.delivered, stats.failed, stats.dropped)
     return 0
