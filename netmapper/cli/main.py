@@ -10,6 +10,8 @@ from netmapper.cli import demo, diff, edges, export, mapper_serve, reset, sniffe
 from netmapper.cli.common import CliError
 from netmapper.client import MapperError
 
+log = logging.getLogger("netmapper")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netmapper", description="eBPF network mapper for Kubernetes")
@@ -32,10 +34,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (CliError, MapperError) as e:
-        print(f"netmapper {args.command}: {e}", file=sys.stderr)
+        print(f"netmapper {args.command}: {one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - the CLI never prints a traceback; -vv logs it
+        log.debug("netmapper %s failed", args.command, exc_info=True)
+        print(f"netmapper {args.command}: {one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def one_line(e: BaseException) -> str:
+    """The error as one line: what failed and why, without the traceback."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":
