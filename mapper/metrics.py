@@ -67,7 +67,7 @@ class MapperMetrics:
                             "Observations lost, by source (as sniffers report them; watcher_lagged: changes a slow "
                             "WatchEdges client missed)", ["source"], registry=r)
         self.commit_seconds = Histogram("netmapper_mapper_store_commit_seconds",
-                                        "Time to merge one batch into the store (PostgreSQL: until COMMIT)",
+                                        "Time from merging a batch to its durability (group commit; PostgreSQL: COMMIT)",
                                         buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5),
                                         registry=r)
 
@@ -80,14 +80,12 @@ class MapperMetrics:
 
         self.edges_stored.set_function(read)
 
-    def batch(self, node: str, received: int, accepted: int, rejected: int, error: str, newest_ns: int,
-              seconds: float) -> None:
-        """One ReportEdges batch was merged."""
+    def batch(self, node: str, received: int, accepted: int, rejected: int, error: str, newest_ns: int) -> None:
+        """One ReportEdges batch was merged (its commit latency is observed when it is durable)."""
         self.edges_received.inc(received)
         self.edges_merged.inc(accepted)
         if rejected:
             self.edges_rejected.labels(rejection_reason(error)).inc(rejected)
-        self.commit_seconds.observe(seconds)
         if node:
             now = time.time()
             self.node_last_report.labels(node).set(now)

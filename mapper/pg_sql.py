@@ -96,7 +96,9 @@ UPSERT: Final[str] = (
     "ON CONFLICT (key) DO UPDATE SET "
     "{cex}, {sex}, {cip}, {sip}, {csvc}, {ssvc}, {cdns}, {sdns}, {nodes}, "
     "first_ns = LEAST(e.first_ns, EXCLUDED.first_ns), last_ns = GREATEST(e.last_ns, EXCLUDED.last_ns), "
-    "count = e.count + EXCLUDED.count, xid = EXCLUDED.xid "
+    # Counts saturate at the largest bigint instead of failing the batch (as the SQLite store's do).
+    "count = CASE WHEN e.count > 9223372036854775807 - EXCLUDED.count THEN 9223372036854775807 "
+    "ELSE e.count + EXCLUDED.count END, xid = EXCLUDED.xid "
     "RETURNING e.key, e.xmax = 0"  # xmax 0: the row was inserted, not updated (a new edge)
 ).format(
     cols=", ".join(c for c, _ in COLUMNS),

@@ -47,6 +47,8 @@ from mapper.paging import decode_page_token, encode_page_token
 from mapper.pg_sql import SCHEMA, SELECT_ROWS, UPSERT, array_literal, joined, split_pairs
 from mapper.store import MergeResult
 from mapper.stores import StoreUnavailable
+from mapper.validation import (MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name,
+                               check_numbers)
 from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, varint
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, InvalidEdge
@@ -105,35 +107,36 @@ def _merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
 Resolved = tuple[keys.EndpointId, EndpointAttrs]
 
 
-def _endpoint(ep: edge_pb2.Endpoint, side: str, cache: dict[bytes, Resolved]) -> Resolved:
-    """Identity and attributes of an endpoint, cached by its bytes: sniffers resend identical endpoints."""
+def _endpoint(ep: edge_pb2.Endpoint, side: str, cache: dict[bytes, Resolved], limits: IngestLimits) -> Resolved:
+    """Identity and attributes of an endpoint, cached by its bytes: sniffers resend identical endpoints.
+    Checked as the SQLite store checks it (validation.py) before it is cached."""
     raw = ep.SerializeToString()
     hit = cache.get(raw)
     if hit is None:
         if not raw:
             raise InvalidEdge(f"edge has no {side}")
+        check_endpoint(ep, side, limits)
         if len(cache) >= _ENDPOINT_CACHE_MAX:
             cache.clear()
         hit = cache[raw] = (keys.endpoint_identity(ep, side), keys.endpoint_attrs(ep))
     return hit
 
 
-def _parse(e: edge_pb2.Edge, now: int, cache: dict[bytes, Resolved]) -> _Pending:
-    """Validate one reported edge; raises InvalidEdge with the reason."""
-    keys.check_port_protocol(e.port, e.protocol)
-    client_id, client = _endpoint(e.client, "client", cache)
-    server_id, server = _endpoint(e.server, "server", cache)
-    key: EdgeKey = (client_id, server_id, e.port, e.protocol)
+def _parse(e: edge_pb2.Edge, now: int, window: tuple[int, int], limits: IngestLimits,
+           cache: dict[bytes, Resolved]) -> _Pending:
+    """Validate one reported edge with the SQLite store's rules; raises InvalidEdge with the reason."""
     first = e.first_seen.seconds * NS_PER_S + e.first_seen.nanos
     last = e.last_seen.seconds * NS_PER_S + e.last_seen.nanos
     if not first:  # a sniffer that does not stamp times still reports a real observation
         first = last or now
     if not last:
         last = first
-    if last < first or first < 0:
-        raise InvalidEdge("invalid timestamps: last_seen before first_seen or before 1970")
-    if e.count >= 2**62:
-        raise InvalidEdge(f"count {e.count} out of range")
+    reason = check_numbers(e, first, last, window[0], window[1], limits)
+    if reason:
+        raise InvalidEdge(reason)
+    client_id, client = _endpoint(e.client, "client", cache, limits)
+    server_id, server = _endpoint(e.server, "server", cache, limits)
+    key: EdgeKey = (client_id, server_id, e.port, e.protocol)
     return _Pending(key, client, server, first, last, e.count or 1)
 
 
@@ -157,8 +160,9 @@ class PgEdgeStore:
     """Edge store in PostgreSQL at `url` (postgresql://...). Thread-safe; close() when done."""
 
     def __init__(self, url: str, *, pool_size: int = 16, refresh_interval: float = _REFRESH_INTERVAL,
-                 watch_capacity: int = 200_000) -> None:
+                 watch_capacity: int = 200_000, limits: IngestLimits | None = None) -> None:
         self.url = url
+        self.limits = limits or IngestLimits()
         try:
             # One direct connection first: an unreachable or refusing server fails at once, with its reason,
             # instead of after the pool's retries.
@@ -215,19 +219,28 @@ class PgEdgeStore:
         the merge is exactly-once, as in the SQLite store: a sequence at or below the instance's last merged
         one is a resend and merges nothing (accepted 0)."""
         edges = list(edges)
-        if not node:
-            return MergeResult(accepted=0, rejected=len(edges), error="request has no node name" if edges else "")
+        bad_node = check_node_name(node)
+        if bad_node:
+            return MergeResult(accepted=0, rejected=len(edges), error=bad_node if edges else "",
+                               rejections=tuple((i, bad_node) for i in range(min(len(edges), MAX_REJECTIONS))))
         now = now_ns if now_ns is not None else time.time_ns()
+        limits = self.limits
+        window = limits.window_ns(now)
+        rejections: list[tuple[int, str]] = []
         pending: dict[EdgeKey, _Pending] = {}
         reported: dict[EdgeKey, edge_pb2.Edge] = {}  # the first report of each key (new-edge observers)
         accepted = rejected = 0
         error = ""
-        for e in edges:
+        for index, e in enumerate(edges):
             try:
-                p = _parse(e, now, self._endpoints)
+                if index >= limits.max_edges:
+                    raise InvalidEdge(f"batch holds more than {limits.max_edges} edges")
+                p = _parse(e, now, window, limits, self._endpoints)
             except InvalidEdge as exc:
                 rejected += 1
                 error = error or str(exc)
+                if len(rejections) < MAX_REJECTIONS:
+                    rejections.append((index, str(exc)))
                 continue
             accepted += 1
             cur = pending.get(p.key)
@@ -236,7 +249,8 @@ class PgEdgeStore:
                 reported[p.key] = e
             else:
                 cur.client, cur.server = _merge_attrs(cur.client, p.client), _merge_attrs(cur.server, p.server)
-                cur.first, cur.last, cur.count = min(cur.first, p.first), max(cur.last, p.last), cur.count + p.count
+                cur.first, cur.last = min(cur.first, p.first), max(cur.last, p.last)
+                cur.count = min(cur.count + p.count, MAX_STORED_COUNT)
         new_edges: list[edge_pb2.Edge] = []
         with self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             with conn.transaction():
@@ -249,7 +263,7 @@ class PgEdgeStore:
                         "WHERE b.sequence < EXCLUDED.sequence RETURNING 1", batch).fetchone()
                     if row is None:
                         log.info("batch %s/%d from %s was merged before; not merged again", batch[0], batch[1], node)
-                        return MergeResult(accepted=0, rejected=0)
+                        return MergeResult(accepted=0, rejected=0, duplicate=True)
                 if pending:
                     ordered = sorted((keys.sort_key(p.key), p) for p in pending.values())
                     inserted = conn.execute(UPSERT, (self._batch_json(ordered, node),)).fetchall()
@@ -260,7 +274,8 @@ class PgEdgeStore:
                     self._add_lost(conn, lost, now)
                 if pending:
                     conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-        return MergeResult(accepted=accepted, rejected=rejected, error=error, new_edges=tuple(new_edges))
+        return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
+                           new_edges=tuple(new_edges))
 
     @staticmethod
     def _batch_json(rows: Sequence[tuple[str, _Pending]], node: str) -> str:

@@ -14,3 +14,4 @@ class LossSource(enum.IntEnum):
     RING_BUFFER = edge_pb2.LOST_SOURCE_RING_BUFFER
     SNIFFER_QUEUE = edge_pb2.LOST_SOURCE_SNIFFER_QUEUE
     WATCHER_LAGGED = edge_pb2.LOST_SOURCE_WATCHER_LAGGED  # the mapper to a slow WatchEdges client
+    MAPPER_EVICTED = edge_pb2.LOST_SOURCE_MAPPER_EVICTED

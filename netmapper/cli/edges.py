@@ -8,7 +8,8 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from netmapper.cli.common import CliError, add_filter_flags, add_label_flags, add_mapper_flag, add_query_flags, edge_filter
+from netmapper.cli.common import (CliError, add_filter_flags, add_label_flags, add_mapper_flag, add_query_flags,
+                                  client_credentials, edge_filter)
 from netmapper.client import list_edges, watch_edges
 from netmapper.edge_distinct import distinct_edges
 from netmapper.edge_table import HEADER, render_table, row
@@ -32,7 +33,8 @@ def watch(args: argparse.Namespace) -> int:
     """Follow WatchEdges: one line per edge event; what the mapper says about gaps goes to stderr."""
     if args.format == "table":
         print("  ".join(HEADER), flush=True)
-    for event in watch_edges(args.mapper, edge_filter(args, namespaces=args.namespaces)):
+    for event in watch_edges(args.mapper, edge_filter(args, namespaces=args.namespaces),
+                             creds=client_credentials(args)):
         kind = event.WhichOneof("event")
         if kind == "edge":
             if args.format == "json":
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if args.distinct_by_label:
             raise CliError("--distinct-by-label needs the whole list; it cannot be combined with --watch")
         return watch(args)
-    resp = list_edges(args.mapper, edge_filter(args, namespaces=args.namespaces))
+    resp = list_edges(args.mapper, edge_filter(args, namespaces=args.namespaces), creds=client_credentials(args))
     edges = list(resp.edges)
     if args.distinct_by_label:
         edges = distinct_edges(edges, args.distinct_by_label)

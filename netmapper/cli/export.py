@@ -9,7 +9,8 @@ from netmapper.intents.crd import ClientIntentsValidator
 from netmapper.intents.distinct import client_label_values, distinct_by_label
 from netmapper.intents.export import ExportOptions, export_intents
 from netmapper.intents.output import render, write_intents
-from netmapper.cli.common import CliError, add_filter_flags, add_label_flags, add_mapper_flag, edge_filter
+from netmapper.cli.common import (CliError, add_filter_flags, add_label_flags, add_mapper_flag, client_credentials,
+                                  edge_filter)
 from netmapper.client import list_edges
 
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
                             output_version=args.output_version, include_service_targets=args.service_targets,
                             exclude_services=tuple(args.exclude_services))
     # -n selects clients (Otterize's meaning), so it is applied by the export, not by the mapper's filter.
-    edges = list(list_edges(args.mapper, edge_filter(args)).edges)
+    edges = list(list_edges(args.mapper, edge_filter(args), creds=client_credentials(args)).edges)
     result = export_intents(edges, options)
     documents = result.documents
     if args.distinct_by_label:

@@ -89,6 +89,10 @@ class _LostSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LostSource
     """LOST_SOURCE_WATCHER_LAGGED: a WatchEdges client read more slowly than edges changed; the mapper dropped
     the changes queued for it (count = changes dropped) and resyncs it with every edge changed since.
     """
+    LOST_SOURCE_MAPPER_EVICTED: _LostSource.ValueType  # 5
+    """LOST_SOURCE_MAPPER_EVICTED: edges the mapper forgot (stalest first) because it held its maximum
+    number of edges; count is edges, not observations.
+    """
 
 class LostSource(_LostSource, metaclass=_LostSourceEnumTypeWrapper):
     """LostSource says where observations were lost."""
@@ -103,6 +107,10 @@ LOST_SOURCE_SNIFFER_QUEUE: LostSource.ValueType  # 3
 LOST_SOURCE_WATCHER_LAGGED: LostSource.ValueType  # 4
 """LOST_SOURCE_WATCHER_LAGGED: a WatchEdges client read more slowly than edges changed; the mapper dropped
 the changes queued for it (count = changes dropped) and resyncs it with every edge changed since.
+"""
+LOST_SOURCE_MAPPER_EVICTED: LostSource.ValueType  # 5
+"""LOST_SOURCE_MAPPER_EVICTED: edges the mapper forgot (stalest first) because it held its maximum
+number of edges; count is edges, not observations.
 """
 Global___LostSource: _TypeAlias = LostSource  # noqa: Y015
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -243,9 +244,17 @@ def test_a_database_outage_is_unavailable_never_an_acknowledgement(postgres: Pos
                     stub.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=30)
                 assert err.value.code() == grpc.StatusCode.UNAVAILABLE
                 server.start()
-                # The pool reconnects: the resent batch is taken and the mapper serves again.
-                acks = list(stub.ReportEdges(iter([batch]), timeout=30))
-                assert acks[0].accepted == 1
+                # The pool reconnects (with its own backoff): resent as a sniffer does, a bounded number of
+                # times, the batch is taken once and the mapper serves again.
+                acks: list[mapper_pb2.ReportEdgesResponse] = []
+                for _ in range(20):
+                    try:
+                        acks = list(stub.ReportEdges(iter([batch]), timeout=30))
+                        break
+                    except grpc.RpcError as e:
+                        assert e.code() == grpc.StatusCode.UNAVAILABLE
+                        time.sleep(0.5)
+                assert acks and acks[0].accepted == 1
                 assert [summary(e) for e in stub.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=30).edges] == [
                     ("a.shop", "b.shop", 8080)]
         finally:
