@@ -163,7 +163,7 @@ def run_step(rate: int, seconds: float, lab_hosts: tuple[object, object], probe:
 
 
 def bench(rates: list[int], seconds: float) -> list[StepResult]:
-    from netmapper.netlab import NetLab
+    from netmapper.demo.netns import NetLab
     from sniffer.dns_probe import DnsProbe
 
     results: list[StepResult] = []

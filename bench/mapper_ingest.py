@@ -29,10 +29,11 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mapper.export import build_client_intents, render_yaml  # noqa: E402
-from mapper.server import client_channel_options, serve  # noqa: E402
+from netmapper.intents.export import build_client_intents, render_yaml  # noqa: E402
+from mapper.server import serve  # noqa: E402
+from netmapper_api.limits import client_channel_options  # noqa: E402
 from mapper.store import EdgeStore  # noqa: E402
-from netmapper.v1 import edge_pb2, mapper_pb2  # noqa: E402
+from netmapper_api.v1 import edge_pb2, mapper_pb2  # noqa: E402
 
 T0 = 1_700_000_000
 

@@ -1,20 +1,14 @@
 """netmapper mapper: the central service that sniffers report to.
 
-Role: receive "A calls B" edges from every node, merge them into one deduplicated, durable edge set,
-answer queries, and turn the set into Otterize ClientIntents.
+Role: receive "A calls B" edges from every node, merge them into one deduplicated, durable edge set
+and answer queries. Turning edges into ClientIntents is the CLI's job (netmapper.intents).
 
-Data flow (modules import downwards only; nothing here imports `sniffer`):
+Data flow (modules import downwards only; nothing here imports `sniffer` or the CLI):
 
     sniffer --gRPC ReportEdges--> server.py  (transport: acks, health, logging)
                                      |
                                      v
-                                  store.py   (EdgeStore: idempotent merge keyed by keys.edge_key,
-                                     |         first/last seen, counts, nodes; optional sqlite file)
-                                     |
-          ListEdges / ResetEdges <---+---> export.py (pure: edges -> ClientIntents dicts -> YAML/JSON)
-                                                 |
-                                           crd_schema.py (validates documents against the CRD)
-
-keys.py is pure (no I/O): it turns a proto Edge into the identity key the store merges on and
-rejects invalid edges with a reason.
+                                  store.py   (EdgeStore: idempotent merge keyed by netmapper_api.keys,
+                                               first/last seen, counts, nodes; optional sqlite file)
+          ListEdges / ResetEdges <---+
 """

@@ -23,24 +23,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mapper.store import EdgeStore, MergeResult
-from netmapper.v1 import mapper_pb2
+from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
+from netmapper_api.v1 import mapper_pb2
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME: Final[str] = "netmapper.v1.Mapper"
-# ListEdges of 100k edges is ~20 MB and sniffer batches can be large: gRPC's default 4 MB receive
-# limit would refuse both. Clients reading ListEdges need the same option (client_channel_options).
-MAX_MESSAGE_BYTES: Final[int] = 256 * 1024 * 1024
 _QUERY_WORKERS: Final[int] = 8  # threads kept free for ListEdges/ResetEdges/health beyond the streams
 _REJECT_LOG_INTERVAL: Final[float] = 10.0  # seconds between warnings about rejected edges per stream
-
-
-def client_channel_options() -> list[tuple[str, int]]:
-    """Channel options a client of the mapper needs to receive large ListEdges responses."""
-    return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ]
 
 
 def _identity(data: bytes) -> bytes:

@@ -1,5 +1,5 @@
-"""netmapper: the shared API (generated gRPC stubs in netmapper.v1), the CLI and the demo lab.
+"""netmapper: the command line (cli/), the ClientIntents export (intents/) and the demo (demo/).
 
-Layers import downwards only: bpf/ (C) -> sniffer -> netmapper.v1 (API) -> mapper.
-The CLI and the demo sit on top and may import both sides; sniffer and mapper never import each other.
+The top layer: it may import the sniffer, the mapper and the contract (netmapper_api); nothing
+below imports it. See docs/architecture.md.
 """

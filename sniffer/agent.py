@@ -16,9 +16,9 @@ from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 from sniffer.edges import EdgeAccumulator
-from sniffer.identity import EndpointKind
+from netmapper_api.endpoints import EndpointKind
 from sniffer.records import ConnectObservation, ProbeLoss
 from sniffer.reporter import Reporter
 from sniffer.resolver import ResolvedConnect, Resolver

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sniffer.identity import ServiceRef, Workload
+from netmapper_api.endpoints import ServiceRef, Workload
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Protocol
 from sniffer.dns_cache import DnsCache
 from sniffer.dns_parse import DnsParseError, ReplyDeduper, parse_dns_packet
 from sniffer.dns_trust import DnsTrustPolicy
-from sniffer.identity import Endpoint
+from netmapper_api.endpoints import Endpoint
 from sniffer.records import DnsPacket, ProbeLoss
 
 log = logging.getLogger(__name__)

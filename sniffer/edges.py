@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from netmapper.v1 import edge_pb2
-from sniffer.identity import Endpoint
+from netmapper_api.v1 import edge_pb2
+from netmapper_api.endpoints import Endpoint
 from sniffer.resolver import ResolvedConnect
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from netmapper.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
+from netmapper_api.limits import MAX_REPORT_BYTES
+from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", MAX_REPORT_BYTES),
 ]
 
 

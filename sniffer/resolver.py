@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sniffer.cluster import ClusterIndex, PodInfo
-from sniffer.identity import Endpoint, EndpointKind, ServiceRef
+from netmapper_api.endpoints import Endpoint, EndpointKind, ServiceRef
 from sniffer.records import ConnectObservation
 
 log = logging.getLogger(__name__)

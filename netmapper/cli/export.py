@@ -5,9 +5,10 @@ import argparse
 import sys
 from typing import Any
 
-from mapper.crd_schema import ClientIntentsValidator
-from mapper.export import ExportOptions, export_intents, render, write_intents
-from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag, list_edges
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.intents.export import ExportOptions, export_intents, render, write_intents
+from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag
+from netmapper.client import list_edges
 
 
 def add_parser(sub: Any) -> None:

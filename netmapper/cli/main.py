@@ -6,8 +6,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from netmapper.cli.common import CliError
 from netmapper.cli import demo, edges, export, mapper_serve, reset, sniffer_run
+from netmapper.cli.common import CliError
+from netmapper.client import MapperError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
-    except CliError as e:
+    except (CliError, MapperError) as e:
         print(f"netmapper {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netmapper.cli.common import add_mapper_flag, mapper_stub
-from netmapper.v1 import mapper_pb2
+from netmapper.cli.common import add_mapper_flag
+from netmapper.client import mapper_stub
+from netmapper_api.v1 import mapper_pb2
 
 
 def add_parser(sub: Any) -> None:

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from netmapper.netlab import Host, NetLab
+from netmapper.demo.netns import Host, NetLab
 
 Obj = Mapping[str, Any]
 

@@ -18,13 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from netmapper.cli.common import filters_from, list_edges, CliError
-from netmapper.cli.edges import render_table
+from netmapper.client import MapperError, filters_from, list_edges
 from netmapper.demo import scenario
 from netmapper.demo.lab import build_lab
-from netmapper.netlab import NetLab
-from netmapper.v1 import edge_pb2
+from netmapper.demo.netns import NetLab
+from netmapper.edge_table import render_table
+from netmapper.intents.export import ExportOptions, export_intents, write_intents
+from netmapper_api.v1 import edge_pb2
 from sniffer.snapshot_feed import read_snapshot
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _mapper_up(addr: str) -> bool:
     try:
         list_edges(addr, timeout=1.0)
         return True
-    except CliError:
+    except MapperError:
         return False
 
 
@@ -100,8 +100,6 @@ def _sigterm_as_interrupt(*_: object) -> None:
 
 
 def run_demo(output: Path, *, interval: float = 0.5) -> DemoResult:
-    from mapper.export import ExportOptions, export_intents, write_intents
-
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     objects = read_snapshot(scenario.SNAPSHOT)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_generated_stubs_are_up_to_date(tmp_path: Path) -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "gen_proto.sh"), str(tmp_path)], check=True, cwd=ROOT,
                    env={**os.environ, "PY": sys.executable})
-    generated = sorted(p.relative_to(tmp_path) for p in (tmp_path / "netmapper" / "v1").glob("*_pb2*.py*"))
+    generated = sorted(p.relative_to(tmp_path) for p in (tmp_path / "netmapper_api" / "v1").glob("*_pb2*.py*"))
     assert generated, "gen_proto.sh produced nothing"
     stale = [str(p) for p in generated if (ROOT / p).read_text() != (tmp_path / p).read_text()]
     assert not stale, f"stale stubs (run `make proto`): {stale}"
@@ -20,7 +20,7 @@ def test_generated_stubs_are_up_to_date(tmp_path: Path) -> None:
 
 def test_every_api_field_is_documented() -> None:
     """Hubble's habit: each field's comment starts with its name, so the API reads without the code."""
-    for proto in (ROOT / "proto" / "netmapper" / "v1").glob("*.proto"):
+    for proto in (ROOT / "proto" / "netmapper_api" / "v1").glob("*.proto"):
         lines = proto.read_text().splitlines()
         in_message = False
         for i, line in enumerate(lines):

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from sniffer.cluster import ClusterIndex, PodInfo
 from sniffer.feed import IdentityFeed
-from sniffer.identity import ServiceRef, Workload
+from netmapper_api.endpoints import ServiceRef, Workload
 from sniffer.kube_feed import Backoff, KubeFeed, iter_watch_lines, slim_pod
 
 from .cluster import NOBODY_TOKEN, ApiServerCluster

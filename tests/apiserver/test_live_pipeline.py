@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from mapper.crd_schema import ClientIntentsValidator
-from netmapper.cli.common import CliError, list_edges
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.client import MapperError, list_edges
 from netmapper.demo.run import free_port
-from netmapper.netlab import Host, NetLab
-from netmapper.v1 import edge_pb2
+from netmapper.demo.netns import Host, NetLab
+from netmapper_api.v1 import edge_pb2
 from sniffer.cgroups import find_cgroup2_root
 
 from .cluster import ApiServerCluster
@@ -115,7 +115,7 @@ def test_live_cluster_intents(apiserver: ApiServerCluster, kube: Kube, lab: NetL
     def edges() -> list[edge_pb2.Edge]:
         try:
             return list(list_edges(addr, timeout=2).edges)
-        except CliError:
+        except MapperError:
             return []
 
     def edge(client: str, server: str, port: int) -> edge_pb2.Edge | None:

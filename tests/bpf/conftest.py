@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from netmapper.netlab import Host, NetLab
+from netmapper.demo.netns import Host, NetLab
 from sniffer.connect_probe import ConnectProbe
 from sniffer.records import ConnectObservation
 

@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import pytest
 
-from netmapper.netlab import NetLab
+from netmapper.demo.netns import NetLab
 from sniffer.dns_cache import DnsCache
 from sniffer.dns_parse import DnsAnswerSet, DnsParseError, ReplyDeduper, parse_dns_packet
 from sniffer.cgroups import find_cgroup2_root

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapper.crd_schema import ClientIntentsValidator
+from netmapper.intents.crd import ClientIntentsValidator
 from netmapper.demo import scenario
 from netmapper.demo.run import LAB_PREFIX
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapper.crd_schema import ClientIntentsValidator
-from netmapper.cli.common import CliError, list_edges
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.client import MapperError, list_edges
 from netmapper.demo.lab import build_lab
 from netmapper.demo.run import free_port
-from netmapper.netlab import Host, NetLab
+from netmapper.demo.netns import Host, NetLab
 from sniffer.snapshot_feed import read_snapshot
 
 pytestmark = pytest.mark.bpf
@@ -100,7 +100,7 @@ def test_names_on_the_right_clients_and_spoofing_changes_nothing(cluster: tuple[
             try:
                 if sum(e.count for e in list_edges(addr).edges if e.client.workload.namespace == "dns-test") < 5:
                     return {}
-            except CliError:
+            except MapperError:
                 return {}
             out = subprocess.run([sys.executable, "-m", "netmapper.cli.main", "export", "--mapper", addr,
                                   "-n", "dns-test"], capture_output=True, text=True, check=True).stdout

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapper.crd_schema import ClientIntentsValidator
-from netmapper.cli.common import CliError, list_edges
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.client import MapperError, list_edges
 from netmapper.demo.run import free_port
-from netmapper.netlab import Host, NetLab
+from netmapper.demo.netns import Host, NetLab
 
 pytestmark = pytest.mark.bpf
 
@@ -82,7 +82,7 @@ def test_mapper_down_during_traffic_loses_nothing(lab: dict[str, Host], tmp_path
         def team_b_edges() -> list:
             try:
                 edges = list_edges(addr).edges
-            except CliError:
+            except MapperError:
                 return []
             return [e for e in edges if e.server.workload.namespace == "team-b"]
 

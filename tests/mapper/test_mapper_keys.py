@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mapper import keys
-from mapper.keys import InvalidEdge
-from mapper_testing import edge, internet, node, service, unresolved, workload
-from netmapper.v1 import edge_pb2
+from netmapper_api import keys
+from netmapper_api.keys import InvalidEdge
+from edge_testing import edge, internet, node, service, unresolved, workload
+from netmapper_api.v1 import edge_pb2
 
 
 def test_workload_identity_ignores_pod_ip_service_and_names() -> None:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from mapper.store import EdgeStore
-from mapper_testing import T0, edge, internet, summary, workload
+from edge_testing import T0, edge, internet, summary, workload
 
 
 def _edges() -> list:
@@ -43,7 +43,7 @@ def test_every_service_a_workload_was_reached_through_survives(tmp_path: Path) -
         store.merge([edge(workload("a"), workload("cart", service=("cart-v2", "shop")))], "n")
         store.merge([edge(workload("a"), workload("cart", service=("cart", "shop")))], "n")
     with EdgeStore(db) as store:
-        from netmapper.v1 import edge_pb2
+        from netmapper_api.v1 import edge_pb2
 
         assert len(store.list([edge_pb2.EdgeFilter(server="cart-v2")])) == 1
         assert store.list()[0].server.service.name == "cart"

@@ -10,9 +10,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mapper.server import MapperServer, client_channel_options, serve
-from mapper_testing import edge, internet, summary, workload
-from netmapper.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
+from mapper.server import MapperServer, serve
+from netmapper_api.limits import client_channel_options
+from edge_testing import edge, internet, summary, workload
+from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 TIMEOUT = 10.0
 

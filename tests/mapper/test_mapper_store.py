@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapper import keys
+from netmapper_api import keys
 from mapper.store import EdgeStore
-from mapper_testing import T0, edge, internet, node, service, summary, unresolved, workload
-from netmapper.v1 import edge_pb2, mapper_pb2
+from edge_testing import T0, edge, internet, node, service, summary, unresolved, workload
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 
 def flt(namespaces: tuple[str, ...] = (), client: str = "", server: str = "") -> edge_pb2.EdgeFilter:

@@ -1,9 +1,9 @@
 """Aggregation of resolved connects into edges, in the sniffer, before they go to the mapper."""
 from __future__ import annotations
 
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 from sniffer.edges import EdgeAccumulator
-from sniffer.identity import Endpoint, EndpointKind, ServiceRef, Workload
+from netmapper_api.endpoints import Endpoint, EndpointKind, ServiceRef, Workload
 from sniffer.resolver import ResolvedConnect
 
 FRONTEND = Workload("shop", "Deployment", "frontend")

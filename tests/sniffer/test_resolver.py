@@ -8,7 +8,7 @@ import pytest
 
 from netmapper.demo.scenario import SNAPSHOT
 from sniffer.cluster import ClusterIndex
-from sniffer.identity import EndpointKind, ServiceRef, Workload
+from netmapper_api.endpoints import EndpointKind, ServiceRef, Workload
 from sniffer.records import ConnectObservation
 from sniffer.resolver import Resolver
 from sniffer.snapshot_feed import SnapshotError, load_index, read_snapshot

@@ -1,7 +1,7 @@
 """Validate ClientIntents documents against the openAPIV3Schema of their apiVersion in the CRD.
 
-The CRD (Otterize's intents-operator k8s.otterize.com_clientintents.yaml) is looked up beside the
-repository (../shared/reference/, where CI puts it) or in the copy under tests/data/crd/. Its schemas use
+The CRD (Otterize's intents-operator k8s.otterize.com_clientintents.yaml) ships as package data
+(netmapper/intents/data/); tests check it against the shared reference copy. Its schemas use
 only the subset of OpenAPI v3 that JSON Schema draft 7 reads the same way (type, properties, items,
 required, enum; no x-kubernetes-* extensions, no nullable), so jsonschema validates them directly.
 
@@ -9,7 +9,7 @@ Strict mode (default) also rejects fields the schema does not declare, as `kubec
 --validate=strict` does; the API server would otherwise prune them silently, so a typo in a target
 would vanish from the applied policy. `metadata` stays open (the CRD declares it as a bare object).
 
-jsonschema is a test dependency; it is imported only when validation is used.
+jsonschema is imported only when validation is used.
 """
 from __future__ import annotations
 
@@ -24,22 +24,12 @@ if TYPE_CHECKING:
     import jsonschema
 
 CRD_FILE_NAME: Final[str] = "k8s.otterize.com_clientintents.yaml"
-REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[1]
-SHARED_CRD: Final[Path] = REPO_ROOT.parent / "shared" / "reference" / CRD_FILE_NAME
-BUNDLED_CRD: Final[Path] = REPO_ROOT / "tests" / "data" / "crd" / CRD_FILE_NAME
-
-
-def default_crd_path() -> Path:
-    """The shared reference CRD when present, else the copy in the repository."""
-    for candidate in (SHARED_CRD, BUNDLED_CRD):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"ClientIntents CRD not found at {SHARED_CRD} or {BUNDLED_CRD}")
+BUNDLED_CRD: Final[Path] = Path(__file__).with_name("data") / CRD_FILE_NAME
 
 
 def load_schemas(path: Path | None = None) -> dict[str, dict[str, Any]]:
     """apiVersion ("k8s.otterize.com/v2beta1", ...) -> openAPIV3Schema, from the CRD file."""
-    crd_path = path or default_crd_path()
+    crd_path = path or BUNDLED_CRD
     docs = [d for d in yaml.safe_load_all(crd_path.read_text()) if d]
     crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
     if len(crds) != 1:
@@ -65,7 +55,7 @@ class ClientIntentsValidator:
     """Validates documents against the CRD schema of each one's apiVersion."""
 
     def __init__(self, crd_path: Path | None = None, *, strict: bool = True) -> None:
-        import jsonschema  # noqa: PLC0415 - test dependency, only needed when validating
+        import jsonschema  # noqa: PLC0415 - only needed when validating
 
         self.schemas = load_schemas(crd_path)
         self._validators: dict[str, jsonschema.protocols.Validator] = {}

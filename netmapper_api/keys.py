@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 WORKLOAD: Final[int] = edge_pb2.ENDPOINT_KIND_WORKLOAD
 SERVICE: Final[int] = edge_pb2.ENDPOINT_KIND_SERVICE

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from netmapper.v1 import mapper_pb2 as netmapper_dot_v1_dot_mapper__pb2
+from netmapper_api.v1 import mapper_pb2 as netmapper__api_dot_v1_dot_mapper__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in netmapper/v1/mapper_pb2_grpc.py depends on'
+        + ' but the generated code in netmapper_api/v1/mapper_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,18 +37,18 @@ class MapperStub:
         """
         self.ReportEdges = channel.stream_stream(
                 '/netmapper.v1.Mapper/ReportEdges',
-                request_serializer=netmapper_dot_v1_dot_mapper__pb2.ReportEdgesRequest.SerializeToString,
-                response_deserializer=netmapper_dot_v1_dot_mapper__pb2.ReportEdgesResponse.FromString,
+                request_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ReportEdgesRequest.SerializeToString,
+                response_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ReportEdgesResponse.FromString,
                 _registered_method=True)
         self.ListEdges = channel.unary_unary(
                 '/netmapper.v1.Mapper/ListEdges',
-                request_serializer=netmapper_dot_v1_dot_mapper__pb2.ListEdgesRequest.SerializeToString,
-                response_deserializer=netmapper_dot_v1_dot_mapper__pb2.ListEdgesResponse.FromString,
+                request_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesRequest.SerializeToString,
+                response_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesResponse.FromString,
                 _registered_method=True)
         self.ResetEdges = channel.unary_unary(
                 '/netmapper.v1.Mapper/ResetEdges',
-                request_serializer=netmapper_dot_v1_dot_mapper__pb2.ResetEdgesRequest.SerializeToString,
-                response_deserializer=netmapper_dot_v1_dot_mapper__pb2.ResetEdgesResponse.FromString,
+                request_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesRequest.SerializeToString,
+                response_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesResponse.FromString,
                 _registered_method=True)
 
 
@@ -82,18 +82,18 @@ def add_MapperServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ReportEdges': grpc.stream_stream_rpc_method_handler(
                     servicer.ReportEdges,
-                    request_deserializer=netmapper_dot_v1_dot_mapper__pb2.ReportEdgesRequest.FromString,
-                    response_serializer=netmapper_dot_v1_dot_mapper__pb2.ReportEdgesResponse.SerializeToString,
+                    request_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ReportEdgesRequest.FromString,
+                    response_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ReportEdgesResponse.SerializeToString,
             ),
             'ListEdges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEdges,
-                    request_deserializer=netmapper_dot_v1_dot_mapper__pb2.ListEdgesRequest.FromString,
-                    response_serializer=netmapper_dot_v1_dot_mapper__pb2.ListEdgesResponse.SerializeToString,
+                    request_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesRequest.FromString,
+                    response_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesResponse.SerializeToString,
             ),
             'ResetEdges': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetEdges,
-                    request_deserializer=netmapper_dot_v1_dot_mapper__pb2.ResetEdgesRequest.FromString,
-                    response_serializer=netmapper_dot_v1_dot_mapper__pb2.ResetEdgesResponse.SerializeToString,
+                    request_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesRequest.FromString,
+                    response_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -122,8 +122,8 @@ class Mapper:
             request_iterator,
             target,
             '/netmapper.v1.Mapper/ReportEdges',
-            netmapper_dot_v1_dot_mapper__pb2.ReportEdgesRequest.SerializeToString,
-            netmapper_dot_v1_dot_mapper__pb2.ReportEdgesResponse.FromString,
+            netmapper__api_dot_v1_dot_mapper__pb2.ReportEdgesRequest.SerializeToString,
+            netmapper__api_dot_v1_dot_mapper__pb2.ReportEdgesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -149,8 +149,8 @@ class Mapper:
             request,
             target,
             '/netmapper.v1.Mapper/ListEdges',
-            netmapper_dot_v1_dot_mapper__pb2.ListEdgesRequest.SerializeToString,
-            netmapper_dot_v1_dot_mapper__pb2.ListEdgesResponse.FromString,
+            netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesRequest.SerializeToString,
+            netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -176,8 +176,8 @@ class Mapper:
             request,
             target,
             '/netmapper.v1.Mapper/ResetEdges',
-            netmapper_dot_v1_dot_mapper__pb2.ResetEdgesRequest.SerializeToString,
-            netmapper_dot_v1_dot_mapper__pb2.ResetEdgesResponse.FromString,
+            netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesRequest.SerializeToString,
+            netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mapper.crd_schema import ClientIntentsValidator
-from mapper.export import (
+from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.intents.export import (
     ExportOptions,
     build_client_intents,
     export_intents,
@@ -21,8 +21,8 @@ from mapper.export import (
     unexportable,
     write_intents,
 )
-from mapper_testing import edge, internet, node, service, unresolved, workload
-from netmapper.v1 import edge_pb2
+from edge_testing import edge, internet, node, service, unresolved, workload
+from netmapper_api.v1 import edge_pb2
 
 
 def valid(validator: ClientIntentsValidator, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

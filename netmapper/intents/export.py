@@ -35,9 +35,9 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from mapper import keys
-from mapper.keys import EndpointId, InvalidEdge
-from netmapper.v1 import edge_pb2
+from netmapper_api import keys
+from netmapper_api.keys import EndpointId, InvalidEdge
+from netmapper_api.v1 import edge_pb2
 
 API_GROUP: Final[str] = "k8s.otterize.com"
 KIND: Final[str] = "ClientIntents"

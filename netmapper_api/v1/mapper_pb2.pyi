@@ -1,4 +1,4 @@
-from netmapper.v1 import edge_pb2 as _edge_pb2
+from netmapper_api.v1 import edge_pb2 as _edge_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

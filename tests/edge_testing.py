@@ -4,7 +4,7 @@ Plain functions (not fixtures) so hypothesis strategies and parametrised tests c
 """
 from __future__ import annotations
 
-from netmapper.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2
 
 T0 = 1_700_000_000  # a fixed epoch second, so expected timestamps are literal
 

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from mapper import crd_schema
+from pathlib import Path
+
+from netmapper.intents import crd as crd_schema
+
+# Where the project's reference copy of Otterize's CRD lives beside the repository (when it does).
+SHARED_CRD = Path(__file__).resolve().parents[3] / "shared" / "reference" / crd_schema.CRD_FILE_NAME
 
 
 def test_bundled_copy_matches_the_shared_reference() -> None:
-    if not crd_schema.SHARED_CRD.is_file():
-        pytest.skip(f"no shared reference at {crd_schema.SHARED_CRD}")
-    assert crd_schema.BUNDLED_CRD.read_bytes() == crd_schema.SHARED_CRD.read_bytes()
+    if not SHARED_CRD.is_file():
+        pytest.skip(f"no shared reference at {SHARED_CRD}")
+    assert crd_schema.BUNDLED_CRD.read_bytes() == SHARED_CRD.read_bytes()
 
 
 def test_every_version_has_a_schema() -> None:

@@ -1,0 +1,35 @@
+"""A client of the mapper's gRPC API for the CLI and the demo: one call per function, errors as one line."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import grpc
+
+from netmapper_api.limits import client_channel_options
+from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
+
+
+class MapperError(Exception):
+    """The mapper could not be reached or refused a call; str() names the mapper and the gRPC status."""
+
+
+@contextmanager
+def mapper_stub(addr: str) -> Iterator[mapper_pb2_grpc.MapperStub]:
+    """A stub on a fresh channel; gRPC failures become one-line MapperErrors naming the mapper."""
+    with grpc.insecure_channel(addr, options=client_channel_options()) as channel:
+        try:
+            yield mapper_pb2_grpc.MapperStub(channel)
+        except grpc.RpcError as e:
+            raise MapperError(f"mapper at {addr}: {e.code().name}: {e.details()}") from e  # type: ignore[attr-defined]
+
+
+def list_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (), timeout: float = 30.0) -> mapper_pb2.ListEdgesResponse:
+    with mapper_stub(addr) as stub:
+        return stub.ListEdges(mapper_pb2.ListEdgesRequest(filters=filters), timeout=timeout)
+
+
+def filters_from(namespaces: Sequence[str], server: str | None = None) -> list[edge_pb2.EdgeFilter]:
+    if not namespaces and not server:
+        return []
+    return [edge_pb2.EdgeFilter(namespaces=list(namespaces), server=server or "")]

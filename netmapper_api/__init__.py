@@ -1,0 +1,11 @@
+"""netmapper_api: the contract between the sniffer, the mapper and the CLI.
+
+What both ends of the gRPC API must agree on, and nothing else:
+- v1/: the stubs generated from proto/netmapper_api/v1 (`make proto`; proto package netmapper.v1);
+- limits: service name and message size limits;
+- endpoints: the domain records of one side of an edge (workload, Service, kinds);
+- keys: which reported edges are the same edge (EdgeKey) and protobuf <-> identity translation;
+- convert: domain records -> protobuf messages.
+
+Imports neither `sniffer`, `mapper` nor the CLI (`netmapper`); import-linter checks it.
+"""
