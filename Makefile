@@ -5,7 +5,7 @@ VENV := .venv
 export BCC_KERNEL_SOURCE ?= /usr/src/netmapper-kernel-src
 PYTEST_ARGS ?=
 
-.PHONY: setup apiserver demo test proto bench clean
+.PHONY: setup apiserver cluster cluster-stop demo test proto bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,10 +14,20 @@ setup:
 apiserver: setup
 	@bash scripts/kube-apiserver.sh
 
+# The single-node Kubernetes cluster the cluster tests install netmapper into: binaries and images built once
+# and cached (cold ~30 min, warm < 2 min). tests/cluster starts it itself; these targets are for trying it out.
+cluster: setup apiserver
+	@bash scripts/cluster.sh start
+
+cluster-stop:
+	@bash scripts/cluster.sh stop
+
 demo: setup
 	$(VENV)/bin/netmapper demo -o out/demo-intents.yaml
 
+# Build (or reuse) the cluster's binaries and images before the run: the session fixture then only starts daemons.
 test: setup apiserver
+	@bash scripts/cluster.sh images >/dev/null
 	$(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
 
 proto:

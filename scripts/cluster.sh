@@ -72,10 +72,14 @@ kubectl_admin() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
 # Content hash of a build context (tracked + untracked-but-not-ignored files), so an image is rebuilt exactly
 # when what goes into it changed.
+# Top-level names listed in the context's .containerignore are not part of the image, so not of the hash either.
 context_hash() {
-    local dir=$1
-    (cd "$dir" && git ls-files -co --exclude-standard -z . | LC_ALL=C sort -z | xargs -0 sha256sum 2>/dev/null) \
-        | sha256sum | cut -c1-16
+    local dir=$1 skip='^$'
+    if [[ -f $dir/.containerignore ]]; then
+        skip=$(awk '!/^#/ && NF && $1 !~ /[*]/ { printf "%s^%s(/|$)", (n++ ? "|" : ""), $1 }' "$dir/.containerignore")
+    fi
+    (cd "$dir" && git ls-files -co --exclude-standard . | grep -vE "${skip:-^$}" | LC_ALL=C sort \
+        | tr '\n' '\0' | xargs -0 sha256sum 2>/dev/null) | sha256sum | cut -c1-16
 }
 
 debian_base() {
@@ -111,7 +115,12 @@ build_image() {
     debian_base
     log "building $image from $file (context $context, hash $hash)"
     # chroot isolation + host network: no nested runtime, and apt/pip inside reach Debian's archive and PyPI.
+    # pip inside trusts what the host trusts (this machine reaches PyPI through a TLS proxy whose CA only the
+    # host's bundle has): the host's CA bundle and a pip.conf naming it are mounted for RUN steps only.
+    local pipconf=$CACHE/build-pip.conf
+    printf '[global]\ncert = /run/netmapper-build/ca.crt\n' >"$pipconf"
     "${BUILDAH[@]}" bud -q --layers --pull-never --isolation chroot --network host \
+        -v /etc/ssl/certs/ca-certificates.crt:/run/netmapper-build/ca.crt:ro -v "$pipconf:/etc/pip.conf:ro" \
         -f "$file" -t "$image" "$context" >&2
     rm -f "$CACHE/images/$stem"-*.tar
     "${BUILDAH[@]}" push -q "$image" "oci-archive:$archive.tmp:$image" >&2
@@ -152,8 +161,9 @@ import_images() {
         stamp=$CACHE/containerd/imported/$(basename "$archive")
         [[ -f $stamp ]] && continue
         log "importing $(basename "$archive") into containerd"
-        ctr --address "$CTR_SOCK" -n k8s.io images import --no-unpack=false "$archive" >/dev/null
+        ctr --address "$CTR_SOCK" -n k8s.io images import "$archive" >/dev/null
         mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+        echo "$archive"  # what was new
     done
 }
 
@@ -213,7 +223,8 @@ EOF
 
 write_configs() {
     local ip=$1 server="https://127.0.0.1:$API_PORT"
-    mkdir -p "$STATE"/{etc,logs,kubelet} "$CNI_CONF_DIR" "$RUN_DIR/containerd" "$CACHE/containerd"
+    # volumes/mapper-data: the local PersistentVolume of deploy/overlays/local-cluster
+    mkdir -p "$STATE"/{etc,logs,kubelet} "$STATE/volumes/mapper-data" "$CNI_CONF_DIR" "$RUN_DIR/containerd" "$CACHE/containerd"
     kubeconfig "$ADMIN_KUBECONFIG" admin "$server"
     kubeconfig "$STATE/etc/controller-manager.kubeconfig" controller-manager "$server"
     kubeconfig "$STATE/etc/scheduler.kubeconfig" scheduler "$server"
@@ -337,6 +348,7 @@ start_daemons() {
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
         --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
         --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+        --kubelet-preferred-address-types=InternalIP,Hostname \
         --service-cluster-ip-range=$SERVICE_CIDR --allow-privileged=true --v=1
     wait_for "kube-apiserver" 60 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
         "https://127.0.0.1:$API_PORT/readyz"
@@ -375,7 +387,12 @@ cmd_start() {
     ip=$(node_ip)
     [[ -n $ip ]] || die "no IPv4 source address for the node (no default route?)"
     if alive kube-apiserver && alive kubelet && node_ready; then
-        log "cluster already running"
+        log "cluster already running; bringing its images up to date"
+        mapfile -t archives < <(images)
+        if [[ -n $(import_images "${archives[@]}") ]]; then
+            kubectl_admin -n kube-system rollout restart deployment/kube-dns >/dev/null
+        fi
+        dns_addon
         echo "$ADMIN_KUBECONFIG"
         return
     fi
@@ -386,11 +403,14 @@ cmd_start() {
     make_pki "$ip"
     write_configs "$ip"
     start_daemons "$ip"
-    import_images "${archives[@]}"
+    import_images "${archives[@]}" >/dev/null
     wait_for kubelet 120 node_ready || die "node $NODE_NAME not Ready"
     # The default service account must exist before pods can be created in a namespace.
     wait_for kube-controller-manager 60 kubectl_admin -n default get serviceaccount default
     dns_addon
+    # The real ClientIntents CRD, as netmapper ships it, so exported intents can be applied to this cluster.
+    kubectl_admin apply -f "$ROOT/netmapper/intents/data/k8s.otterize.com_clientintents.yaml" >/dev/null
+    kubectl_admin wait --for condition=established --timeout=60s crd/clientintents.k8s.otterize.com >/dev/null
     log "cluster up in $(($(date +%s) - t_start))s (kubeconfig $ADMIN_KUBECONFIG)"
     echo "$ADMIN_KUBECONFIG"
 }

@@ -34,7 +34,7 @@ def by_kind(docs: list[dict], kind: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot"])
+@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot", "overlays/local-cluster"])
 def test_manifests_render(overlay: str, render: Render) -> None:
     kinds = sorted(d["kind"] for d in render(overlay))
     assert {"DaemonSet", "Deployment", "Service", "ClusterRole", "ServiceAccount"} <= set(kinds)
@@ -61,3 +61,13 @@ def test_mapper_runs_unprivileged_without_api_token(render: Render) -> None:
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_mapper_store_survives_rescheduling(render: Render) -> None:
+    """The SQLite store is on a PersistentVolumeClaim: an emptyDir would forget the whole map with the pod."""
+    docs = render("base")
+    spec = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
+    claim = by_kind(docs, "PersistentVolumeClaim")
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    assert "--db" in spec["containers"][0]["args"]

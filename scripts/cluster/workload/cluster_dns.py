@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import threading
 import time
@@ -24,7 +25,10 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer  # type: ignore[imp
 
 log = logging.getLogger("cluster-dns")
 SA = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-API = "https://kubernetes.default.svc"
+# The Service's address from the environment: this pod's own resolver is the node's (dnsPolicy: Default),
+# which knows no cluster names.
+API = "https://{}:{}".format(os.environ.get("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+                             os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
 DOMAIN = "cluster.local"
 HOSTS_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/cluster-dns-hosts"
 REFRESH_SECONDS = 1.0
