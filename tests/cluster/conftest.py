@@ -1,7 +1,7 @@
 """Fixtures for the real-cluster tests: a single-node Kubernetes v1.20.2 cluster from scripts/cluster.sh.
 
-The session starts the cluster (building what is missing: minutes cold, seconds warm) or reuses one that is
-already running, and stops it afterwards unless it was running before (or NETMAPPER_CLUSTER_KEEP=1). When it
+The first test here starts the cluster (building what is missing: minutes cold, seconds warm) or reuses one that is
+already running, and it is stopped after the last test of this package unless it was running before (or NETMAPPER_CLUSTER_KEEP=1). When it
 cannot start the tests skip on a developer machine and fail in CI (NETMAPPER_REQUIRE_CLUSTER=1).
 """
 from __future__ import annotations
@@ -54,7 +54,9 @@ def _status() -> bool:
     return subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True).returncode == 0
 
 
-@pytest.fixture(scope="session")
+# Package scope: shared by every test under tests/cluster and stopped after the last of them, so the rest of
+# a `make test` session never runs beside kube-proxy's rules and a sniffer DaemonSet.
+@pytest.fixture(scope="package")
 def cluster(unavailable: Callable[[str, str], NoReturn]) -> Iterator[Cluster]:
     was_running = _status()
     t0 = time.monotonic()

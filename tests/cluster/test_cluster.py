@@ -278,18 +278,22 @@ EXPECTED_TEST_NAMESPACES = [
 
 def test_export_gives_exactly_the_calls_the_workloads_made(scenario: Scenario) -> None:
     mine = [d for d in scenario.export_docs if d["metadata"]["namespace"] in w.NAMESPACES]
-    assert mine == EXPECTED_TEST_NAMESPACES, f"export stderr:\n{scenario.export_stderr}"
+    assert mine == EXPECTED_TEST_NAMESPACES
 
 
 def test_export_of_the_cluster_itself(scenario: Scenario) -> None:
     """netmapper's own calls and the cluster DNS's are real calls too, and exported as such."""
     others = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"]["targets"]
               for d in scenario.export_docs if d["metadata"]["namespace"] not in w.NAMESPACES}
-    assert others == {
-        # The sniffer reports to the mapper and watches the API server (the kubernetes Service: no pod behind it).
-        ("netmapper", "sniffer"): [_k8s("mapper", "Deployment"), {"service": {"name": "kubernetes.default"}}],
-        ("kube-system", "kube-dns"): [{"service": {"name": "kubernetes.default"}}],
-    }
+    # The sniffer reports to the mapper (through its Service, with gRPC's AF_INET6 socket). It also watches the API
+    # server, but it opened those watches before its probe was attached; only a renewed watch (every 5-10 min)
+    # shows up, so that target may or may not be there yet.
+    sniffer = others.pop(("netmapper", "sniffer"), None)
+    assert sniffer in ([_k8s("mapper", "Deployment")],
+                       [_k8s("mapper", "Deployment"), {"service": {"name": "kubernetes.default"}}]), sniffer
+    # The cluster DNS reads Services from the API server (the kubernetes Service: no pod behind it). The mapper's
+    # exec probe calls the mapper over loopback inside its own pod: no call to anything else, so no document.
+    assert others == {("kube-system", "kube-dns"): [{"service": {"name": "kubernetes.default"}}]}
 
 
 def test_exported_intents_apply_to_the_real_crd(scenario: Scenario, tmp_path: Path) -> None:
