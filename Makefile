@@ -5,7 +5,7 @@ VENV := .venv
 export BCC_KERNEL_SOURCE ?= /usr/src/netmapper-kernel-src
 PYTEST_ARGS ?=
 
-.PHONY: setup apiserver cluster cluster-stop demo test proto bench clean
+.PHONY: setup apiserver cluster cluster-stop demo check test proto bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,8 +25,13 @@ cluster-stop:
 demo: setup
 	$(VENV)/bin/netmapper demo -o out/demo-intents.yaml
 
-# Build (or reuse) the cluster's binaries and images before the run: the session fixture then only starts daemons.
-test: setup apiserver
+# The layering (import-linter contracts in pyproject.toml) and the types (mypy --strict).
+check: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# Build (or reuse) the cluster's binaries and images before the run: tests/cluster then only starts daemons.
+test: setup apiserver check
 	@bash scripts/cluster.sh images >/dev/null
 	$(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
 

@@ -35,7 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sniffer.cluster import ClusterIndex  # noqa: E402
-from sniffer.kube_feed import ServedResource, kubectl_shape, slim_pod  # noqa: E402
+from sniffer.kube_discovery import ServedResource  # noqa: E402
+from sniffer.kube_shape import kubectl_shape, slim_pod  # noqa: E402
 
 POD = ServedResource(kind="Pod", group="", version="v1", plural="pods")
 RS = ServedResource(kind="ReplicaSet", group="apps", version="v1", plural="replicasets")

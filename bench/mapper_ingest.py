@@ -11,7 +11,7 @@ number measures the mapper, not the benchmark's protobuf encoding. Phases:
 3. ListEdges of all edges, twice (cold: first call after ingest; warm: nothing changed since);
 4. export of the listed edges to ClientIntents YAML (v2beta1) in this process.
 Also measured in-process (no gRPC) for comparison: the store's merge alone.
-Targets (DESIGN.md): >= 300k observations/s from 10 streams; ListEdges and export of 100k in < 1 s.
+Targets: >= 300k observations/s from 10 streams; ListEdges and export of 100k in < 1 s.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from netmapper.intents.export import build_client_intents, render_yaml  # noqa: E402
+from netmapper.intents.export import build_client_intents  # noqa: E402
+from netmapper.intents.yaml_writer import render_yaml  # noqa: E402
 from mapper.server import serve  # noqa: E402
 from netmapper_api.limits import client_channel_options  # noqa: E402
 from mapper.store import EdgeStore  # noqa: E402

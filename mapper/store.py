@@ -25,6 +25,7 @@ Around it: record.py (one edge's merge state), wire.py (the ListEdges encoder), 
 """
 from __future__ import annotations
 
+import builtins  # EdgeStore.list shadows the builtin in the class body
 import logging
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_so
 from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, timestamp, varint
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
+from netmapper_api.loss import LossSource
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
@@ -228,7 +230,7 @@ class EdgeStore:
     def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = ()) -> bytes:
         """A serialized ListEdgesResponse for `filters`, with the lost totals: the server sends it as is."""
         compiled = compile_filters(filters)
-        parts: list[bytes] = []
+        parts: builtins.list[bytes] = []
         with self._lock:
             for rec in self._sorted_records():
                 if compiled and not any(f.matches(rec) for f in compiled):
@@ -240,7 +242,7 @@ class EdgeStore:
         lost = mapper_pb2.ListEdgesResponse(lost=self.lost_totals()).SerializeToString()
         return b"".join(parts) + lost
 
-    def _sorted_records(self) -> list[EdgeRecord]:
+    def _sorted_records(self) -> builtins.list[EdgeRecord]:
         if self._unsorted:
             self._unsorted.sort(key=record_sort_key)
             self._order.extend(self._unsorted)
@@ -388,7 +390,7 @@ class EdgeStore:
 
 def _lost_source_name(source: int) -> str:
     try:
-        return edge_pb2.LostSource.Name(source)
+        return LossSource(source).name
     except ValueError:
         return f"source {source}"
 

@@ -21,7 +21,7 @@ def mapper_stub(addr: str) -> Iterator[mapper_pb2_grpc.MapperStub]:
         try:
             yield mapper_pb2_grpc.MapperStub(channel)
         except grpc.RpcError as e:
-            raise MapperError(f"mapper at {addr}: {e.code().name}: {e.details()}") from e  # type: ignore[attr-defined]
+            raise MapperError(f"mapper at {addr}: {e.code().name}: {e.details()}") from e
 
 
 def list_edges(addr: str, filters: Sequence[edge_pb2.EdgeFilter] = (), timeout: float = 30.0) -> mapper_pb2.ListEdgesResponse:

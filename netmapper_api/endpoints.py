@@ -1,8 +1,10 @@
-"""Identities the resolver produces: workloads, services and typed endpoints. Pure data, no I/O."""
+"""Domain records of one side of an edge: workloads, Services and typed endpoints. Pure data, no I/O."""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from netmapper_api.v1 import edge_pb2
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -20,14 +22,14 @@ class ServiceRef:
     name: str
 
 
-class EndpointKind(enum.Enum):
-    """Mirrors netmapper.v1.EndpointKind."""
+class EndpointKind(enum.IntEnum):
+    """Mirrors netmapper.v1.EndpointKind value for value."""
 
-    WORKLOAD = 1
-    SERVICE = 2
-    NODE = 3
-    INTERNET = 4
-    UNRESOLVED = 5
+    WORKLOAD = edge_pb2.ENDPOINT_KIND_WORKLOAD
+    SERVICE = edge_pb2.ENDPOINT_KIND_SERVICE
+    NODE = edge_pb2.ENDPOINT_KIND_NODE
+    INTERNET = edge_pb2.ENDPOINT_KIND_INTERNET
+    UNRESOLVED = edge_pb2.ENDPOINT_KIND_UNRESOLVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +43,3 @@ class Endpoint:
     service: ServiceRef | None = None
     node: str | None = None
     dns_names: tuple[str, ...] = ()
-
-    def key(self) -> tuple[object, ...]:
-        """What makes two endpoints the same party (the sniffer aggregates edges on it)."""
-        if self.kind is EndpointKind.WORKLOAD and self.workload is not None:
-            return ("w", self.workload, self.service)
-        if self.kind is EndpointKind.SERVICE and self.service is not None:
-            return ("s", self.service)
-        if self.kind is EndpointKind.NODE:
-            return ("n", self.node)
-        return ("ip", self.ip)

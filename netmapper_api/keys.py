@@ -11,11 +11,12 @@ every observation; plain tuples are the cheapest hashable, orderable value in CP
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from netmapper_api.addresses import normalize_ip_text
+from netmapper_api.endpoints import Endpoint, EndpointKind
 from netmapper_api.v1 import edge_pb2
 
 WORKLOAD: Final[int] = edge_pb2.ENDPOINT_KIND_WORKLOAD
@@ -89,10 +90,11 @@ def bounded_union(current: tuple[T, ...], new: Iterable[T], limit: int) -> tuple
     return tuple(sorted(merged)[:limit])
 
 
-def normalize_ip(text: str) -> str:
-    """Canonical text for an address so that "::0001" and "::1" are one identity."""
+def _address(text: str) -> str:
+    """Canonical text for an address (addresses.normalize_ip) so that "::0001", "::1" are one identity
+    and so are "::ffff:10.0.0.1" and "10.0.0.1"; InvalidEdge when it is no address."""
     try:
-        return ipaddress.ip_address(text).compressed
+        return normalize_ip_text(text)
     except ValueError:
         raise InvalidEdge(f"invalid IP address {text!r}") from None
 
@@ -100,6 +102,21 @@ def normalize_ip(text: str) -> str:
 def normalize_dns_name(name: str) -> str:
     """DNS names compare case-insensitively and with or without the root dot."""
     return name.strip().rstrip(".").lower()
+
+
+def endpoint_id(ep: Endpoint) -> EndpointId:
+    """Identity of a resolved endpoint (the sniffer's record): the same identity the mapper gives the
+    Endpoint message the sniffer sends for it."""
+    if ep.kind is EndpointKind.WORKLOAD and ep.workload is not None:
+        w = ep.workload
+        return (WORKLOAD, w.namespace, w.kind, w.name)
+    if ep.kind is EndpointKind.SERVICE and ep.service is not None:
+        return (SERVICE, ep.service.namespace, ep.service.name, "")
+    if ep.kind is EndpointKind.NODE and ep.node:
+        return (NODE, ep.node, "", "")
+    if ep.kind is EndpointKind.NODE:
+        return (NODE, "", _address(ep.ip), "")
+    return (int(ep.kind), _address(ep.ip), "", "")
 
 
 def endpoint_identity(ep: edge_pb2.Endpoint, side: str) -> EndpointId:
@@ -123,12 +140,12 @@ def _identity(ep: edge_pb2.Endpoint, side: str) -> EndpointId:
         if ep.node:
             return (NODE, ep.node, "", "")
         if ep.ip:
-            return (NODE, "", normalize_ip(ep.ip), "")
+            return (NODE, "", _address(ep.ip), "")
         raise InvalidEdge(f"{side}: node endpoint needs node or ip")
     if kind == INTERNET or kind == UNRESOLVED:
         if not ep.ip:
             raise InvalidEdge(f"{side}: {edge_pb2.EndpointKind.Name(kind)} endpoint needs ip")
-        return (kind, normalize_ip(ep.ip), "", "")
+        return (kind, _address(ep.ip), "", "")
     raise InvalidEdge(f"{side}: unknown endpoint kind {kind}")
 
 

@@ -14,23 +14,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from netmapper_api.convert import lost_events_to_proto
+from netmapper_api.endpoints import EndpointKind
+from netmapper_api.loss import LossSource
 from netmapper_api.v1 import edge_pb2
 from sniffer.edges import EdgeAccumulator
-from netmapper_api.endpoints import EndpointKind
 from sniffer.records import ConnectObservation, ProbeLoss
 from sniffer.reporter import Reporter
 from sniffer.resolver import ResolvedConnect, Resolver
 
 log = logging.getLogger(__name__)
-
-LOST_SOURCES = {
-    "kernel_map_full": edge_pb2.LOST_SOURCE_KERNEL_MAP_FULL,
-    "kernel_map_unaccounted": edge_pb2.LOST_SOURCE_KERNEL_MAP_FULL,  # keys inserted but never drained
-    "ring_buffer": edge_pb2.LOST_SOURCE_RING_BUFFER,
-    "sniffer_queue": edge_pb2.LOST_SOURCE_SNIFFER_QUEUE,
-}
 
 
 class ConnectSource(Protocol):
@@ -57,10 +50,10 @@ class Agent:
     hold_unresolved: float = 0.0
     accumulator: EdgeAccumulator = field(default_factory=EdgeAccumulator)
     stats: AgentStats = field(default_factory=AgentStats)
-    on_cycle: Callable[[], None] | None = None  # extra per-cycle work (index pruning)
+    on_cycle: Callable[[], object] | None = None  # extra per-cycle work (index pruning)
     loss_sources: list[Callable[[], list[ProbeLoss]]] = field(default_factory=list)  # e.g. the DNS ring buffer
     _held: list[tuple[float, ConnectObservation]] = field(default_factory=list)
-    _lost: dict[int, tuple[int, float, float]] = field(default_factory=dict)
+    _lost: dict[LossSource, tuple[int, float, float]] = field(default_factory=dict)
 
     def run(self, stop: threading.Event) -> None:
         next_tick = time.monotonic()
@@ -91,11 +84,11 @@ class Agent:
         for extra in self.loss_sources:
             losses = [*losses, *extra()]
         for loss in losses:
-            self._note_lost(LOST_SOURCES.get(loss.source, edge_pb2.LOST_SOURCE_UNKNOWN), loss.count, now)
+            self._note_lost(loss.source, loss.count, now)
         self.stats.connects += sum(o.count for o in observations)
         self.accumulator.add(self._resolve(observations, now, final))
         if self.accumulator.overflow:
-            self._note_lost(edge_pb2.LOST_SOURCE_SNIFFER_QUEUE, self.accumulator.overflow, now)
+            self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
             edges = self.accumulator.take()
@@ -117,20 +110,15 @@ class Agent:
         self.stats.unresolved_held = len(self._held)
         return out
 
-    def _note_lost(self, source: int, count: int, now: float) -> None:
+    def _note_lost(self, source: LossSource, count: int, now: float) -> None:
         if count <= 0:
             return
         n, first, _ = self._lost.get(source, (0, now, now))
         self._lost[source] = (n + count, first, now)
 
     def _lost_events(self) -> list[edge_pb2.LostEvents]:
-        out = []
-        for source, (n, first, last) in sorted(self._lost.items()):
-            t0, t1 = Timestamp(), Timestamp()
-            t0.FromNanoseconds(int(first * 1e9))
-            t1.FromNanoseconds(int(last * 1e9))
-            out.append(edge_pb2.LostEvents(source=source, count=n, first=t0, last=t1))
-        return out
+        return [lost_events_to_proto(source, n, first, last)
+                for source, (n, first, last) in sorted(self._lost.items())]
 
 
 def _waits_for_feed(kind: EndpointKind) -> bool:

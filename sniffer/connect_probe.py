@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sniffer import btf
+from netmapper_api.loss import LossSource
 from sniffer.records import ConnectObservation, IPAddress, ProbeLoss
 
 if TYPE_CHECKING:  # bcc is an optional system package; import it only when a probe is loaded
@@ -40,10 +41,11 @@ DEFAULT_MAP_SIZE = 65536
 AF_INET = 2
 AF_INET6 = 10
 
-LOSS_MAP_FULL = "kernel_map_full"
+LOSS_MAP_FULL = LossSource.KERNEL_MAP_FULL
 # Keys the kernel inserted but the drain did not find. Impossible by construction; reported (not
-# hidden) so that a kernel or logic change that breaks the invariant shows up as loss.
-LOSS_UNACCOUNTED = "kernel_map_unaccounted"
+# hidden, and logged apart) as kernel map loss so that a kernel or logic change that breaks the
+# invariant shows up.
+LOSS_UNACCOUNTED = LossSource.KERNEL_MAP_FULL
 
 
 class ConnKey(ct.Structure):

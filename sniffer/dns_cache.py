@@ -25,9 +25,8 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
+from netmapper_api.addresses import IPAddress, normalize_ip
 from sniffer.dns_parse import DnsAnswer, DnsAnswerSet
-from sniffer.dns_trust import normalize_ip
-from sniffer.records import IPAddress
 
 
 @dataclass(slots=True)

@@ -277,7 +277,8 @@ def _link_answers(qname: str, addresses: list[tuple[str, IPAddress, int]],
     business asserting names the client did not ask for.
     """
     chain: dict[str, tuple[tuple[str, ...], int]] = {qname: ((), 2**31 - 1)}  # owner -> (aliases, min ttl)
-    current, aliases, min_ttl = qname, (), 2**31 - 1
+    aliases: tuple[str, ...] = ()
+    current, min_ttl = qname, 2**31 - 1
     for _ in range(MAX_CNAME_CHAIN):
         hop = cnames.get(current)
         if hop is None or hop[0] in chain:  # end of chain, or a loop

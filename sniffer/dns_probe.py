@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sniffer.cgroups import find_cgroup2_root
+from netmapper_api.loss import LossSource
 from sniffer.records import DnsPacket, IPAddress, ProbeLoss
 
 log = logging.getLogger(__name__)
@@ -187,4 +188,4 @@ class DnsProbe:
         """Loss since the previous call, or None when nothing was lost."""
         total = self.lost_total()
         delta, self._lost_reported = total - self._lost_reported, total
-        return ProbeLoss(source="ring_buffer", count=delta) if delta > 0 else None
+        return ProbeLoss(source=LossSource.RING_BUFFER, count=delta) if delta > 0 else None

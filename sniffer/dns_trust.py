@@ -18,19 +18,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address, ip_address
 
-from sniffer.records import IPAddress
+from netmapper_api.addresses import IPAddress, normalize_ip
 
 log = logging.getLogger(__name__)
-
-
-def normalize_ip(ip: IPAddress | str) -> IPAddress:
-    """IPv4-mapped IPv6 (::ffff:a.b.c.d, as dual-stack sockets report IPv4 peers) -> the IPv4 address."""
-    addr = ip_address(ip) if isinstance(ip, str) else ip
-    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 poll the probe -> drop duplicates -> parse -> keep only replies from trusted DNS servers ->
 attribute the reply to the client that received it (same resolver as for connects) -> cache.
-The resolver asks `names(client, ip, at)` when it builds an edge. Runs continuously (not once per
-drain interval) so the ring buffer never backs up; the cache is shared under a lock.
+The resolver reads the same DnsNameTable when it builds an edge. Runs continuously (not once per
+drain interval) so the ring buffer never backs up.
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from ipaddress import ip_address
 from typing import Protocol
 
-from sniffer.dns_cache import DnsCache
+from sniffer.dns_names import DnsNameTable
 from sniffer.dns_parse import DnsParseError, ReplyDeduper, parse_dns_packet
 from sniffer.dns_trust import DnsTrustPolicy
 from netmapper_api.endpoints import Endpoint
+from netmapper_api.loss import LossSource
 from sniffer.records import DnsPacket, ProbeLoss
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ class DnsStats:
 class DnsWatcher:
     source: DnsSource
     client_of: ClientOf
+    names: DnsNameTable  # where answers go; the resolver reads it
     trusted_servers: TrustedServers  # re-read every `trust_refresh` s: the cluster's DNS can move
     extra_trusted: tuple[str, ...] = ()  # node-local DNS and other servers the operator names
     trust_all: bool = False
     trust_refresh: float = 5.0
-    cache: DnsCache = field(default_factory=DnsCache)
     stats: DnsStats = field(default_factory=DnsStats)
     policy: DnsTrustPolicy = field(init=False)
     _dedup: ReplyDeduper = field(default_factory=ReplyDeduper)
@@ -101,16 +101,11 @@ class DnsWatcher:
             client = self.client_of(str(p.daddr), p.cgroup_id, p.seen_at)
             # Intents name what the client asked for; CNAME hops (CDN names) are not its choice.
             asked = [replace(a, aliases=()) for a in answers.answers]
-            with self._lock:
-                recorded += self.cache.record(client.key(), asked, p.seen_at)
+            recorded += self.names.record(client, asked, p.seen_at)
         self.stats.recorded += recorded
         return recorded
-
-    def names(self, client: Endpoint, ip: str, at: float) -> tuple[str, ...]:
-        with self._lock:
-            return self.cache.names_for(client.key(), ip_address(ip), at)
 
     def take_loss(self) -> list[ProbeLoss]:
         with self._lock:
             lost, self._loss = self._loss, 0
-        return [ProbeLoss(source="ring_buffer", count=lost)] if lost else []
+        return [ProbeLoss(source=LossSource.RING_BUFFER, count=lost)] if lost else []

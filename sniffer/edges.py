@@ -10,35 +10,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from netmapper_api.convert import endpoint_to_proto, timestamp
+from netmapper_api.endpoints import Endpoint, ServiceRef
+from netmapper_api.keys import EdgeKey, endpoint_id
 from netmapper_api.v1 import edge_pb2
-from netmapper_api.endpoints import Endpoint
 from sniffer.resolver import ResolvedConnect
 
 log = logging.getLogger(__name__)
 
-EdgeKey = tuple[tuple[object, ...], tuple[object, ...], int, int]
-
-
-def endpoint_to_proto(ep: Endpoint) -> edge_pb2.Endpoint:
-    msg = edge_pb2.Endpoint(kind=ep.kind.value, ip=ep.ip, dns_names=sorted(ep.dns_names))
-    if ep.workload is not None:
-        msg.workload.name, msg.workload.kind, msg.workload.namespace = (
-            ep.workload.name, ep.workload.kind, ep.workload.namespace)
-    if ep.service is not None:
-        msg.service.name, msg.service.namespace = ep.service.name, ep.service.namespace
-    if ep.pod:
-        msg.pod = ep.pod
-    if ep.node:
-        msg.node = ep.node
-    return msg
-
-
-def _ts(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+# The mapper's EdgeKey plus the Service a call went through: the mapper keeps every Service of an
+# edge, while one pending edge carries one, so calls through different Services stay apart here.
+_PendingKey = tuple[EdgeKey, ServiceRef | None]
 
 
 @dataclass
@@ -46,7 +28,7 @@ class _Pending:
     client: Endpoint
     server: Endpoint
     port: int
-    protocol: int
+    protocol: edge_pb2.Protocol.ValueType
     count: int
     first_seen: float
     last_seen: float
@@ -59,14 +41,14 @@ class EdgeAccumulator:
 
     max_edges: int = 200_000
     overflow: int = 0  # connects dropped because max_edges distinct edges were already pending
-    _pending: dict[EdgeKey, _Pending] = field(default_factory=dict)
+    _pending: dict[_PendingKey, _Pending] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, connects: Iterable[ResolvedConnect], protocol: int = edge_pb2.PROTOCOL_TCP) -> None:
+    def add(self, connects: Iterable[ResolvedConnect], protocol: edge_pb2.Protocol.ValueType = edge_pb2.PROTOCOL_TCP) -> None:
         for c in connects:
-            key: EdgeKey = (c.client.key(), c.server.key(), c.port, protocol)
+            key: _PendingKey = ((endpoint_id(c.client), endpoint_id(c.server), c.port, protocol), c.server.service)
             p = self._pending.get(key)
             if p is None:
                 if len(self._pending) >= self.max_edges:
@@ -89,6 +71,6 @@ class EdgeAccumulator:
             del server.dns_names[:]
             server.dns_names.extend(sorted(p.dns_names))
             out.append(edge_pb2.Edge(client=endpoint_to_proto(p.client), server=server, port=p.port,
-                                     protocol=p.protocol, count=p.count, first_seen=_ts(p.first_seen),
-                                     last_seen=_ts(p.last_seen)))
+                                     protocol=p.protocol, count=p.count, first_seen=timestamp(p.first_seen),
+                                     last_seen=timestamp(p.last_seen)))
         return out

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 
-IPAddress = IPv4Address | IPv6Address
+from netmapper_api.addresses import IPAddress
+from netmapper_api.loss import LossSource
+
+__all__ = ["ConnectObservation", "DnsPacket", "IPAddress", "ProbeLoss"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,7 @@ class ConnectObservation:
 class ProbeLoss:
     """Observations the kernel side could not keep (map full, evicted before drained, ring buffer full)."""
 
-    source: str  # "kernel_map_full" | "kernel_map_unaccounted" | "ring_buffer"
+    source: LossSource
     count: int
 
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from netmapper_api.addresses import normalize_ip
 from sniffer.cluster import ClusterIndex, PodInfo
 from netmapper_api.endpoints import Endpoint, EndpointKind, ServiceRef
 from sniffer.records import ConnectObservation
@@ -56,8 +57,9 @@ class Resolver:
 
     def resolve(self, obs: ConnectObservation) -> ResolvedConnect:
         at = obs.last_seen
-        client = self.client(str(obs.saddr), obs.cgroup_id, at, pid=obs.pid)
-        server = self.server(str(obs.daddr), at, client)
+        # A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d: the index knows it as a.b.c.d.
+        client = self.client(str(normalize_ip(obs.saddr)), obs.cgroup_id, at, pid=obs.pid)
+        server = self.server(str(normalize_ip(obs.daddr)), at, client)
         return ResolvedConnect(client=client, server=server, port=obs.dport, count=obs.count,
                                first_seen=obs.first_seen, last_seen=obs.last_seen)
 

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from netmapper.intents.crd import ClientIntentsValidator
-from netmapper.intents.export import ExportOptions, export_intents, render, write_intents
+from netmapper.intents.export import ExportOptions, export_intents
+from netmapper.intents.output import render, write_intents
 from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag
 from netmapper.client import list_edges
 

@@ -16,6 +16,7 @@ from typing import Any
 from sniffer.agent import Agent
 from sniffer.cgroups import CgroupPodMap
 from sniffer.cluster import ClusterIndex
+from sniffer.dns_names import DnsNameTable
 from sniffer.feed import IdentityFeed
 from sniffer.reporter import Reporter
 from sniffer.resolver import DEFAULT_CLUSTER_CIDRS, Resolver
@@ -71,23 +72,25 @@ def run(args: argparse.Namespace) -> int:
     feed.start(index)
     if not feed.wait_synced(timeout=60):
         log.warning("identity feed not synced after 60 s; resolving with what it has")
+    names = DnsNameTable()  # written by the DNS watcher, read by the resolver
     resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS,
-                        cgroup_pods=CgroupPodMap().pod_uid)
+                        cgroup_pods=CgroupPodMap().pod_uid, dns_names=None if args.no_dns else names.names)
     reporter = Reporter(args.mapper, args.node)
     reporter.start()
     try:
         with ConnectProbe(map_size=args.map_size) as probe, ExitStack() as dns:
-            agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
-                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()))
+            loss_sources = []
             if not args.no_dns:
-                watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client,
+                watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client, names=names,
                                      trusted_servers=index.dns_server_ips, extra_trusted=tuple(args.dns_server),
                                      trust_all=args.dns_trust_all)
-                resolver.dns_names = watcher.names
-                agent.loss_sources.append(watcher.take_loss)
+                loss_sources.append(watcher.take_loss)
                 thread = threading.Thread(target=watcher.run, args=(stop,), name="dns", daemon=True)
                 thread.start()
                 dns.callback(thread.join, 2.0)
+            agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
+                          hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()),
+                          loss_sources=loss_sources)
             if args.ready_file is not None:
                 args.ready_file.touch()
             log.info("sniffer on node %s capturing; reporting to %s every %.1fs", args.node, args.mapper, args.interval)

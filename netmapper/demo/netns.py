@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ class Host:
         """argv prefix that runs cmd inside this namespace."""
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def popen(self, *cmd: str, **kw: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.exec(*cmd), **kw)  # type: ignore[call-overload]
+    def popen(self, *cmd: str, **kw: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.exec(*cmd), **kw)
 
 
 @dataclass

@@ -23,7 +23,8 @@ from netmapper.demo import scenario
 from netmapper.demo.lab import build_lab
 from netmapper.demo.netns import NetLab
 from netmapper.edge_table import render_table
-from netmapper.intents.export import ExportOptions, export_intents, write_intents
+from netmapper.intents.export import ExportOptions, export_intents
+from netmapper.intents.output import write_intents
 from netmapper_api.v1 import edge_pb2
 from sniffer.snapshot_feed import read_snapshot
 

@@ -87,7 +87,7 @@ class ClientIntentsValidator:
 
     def validate_all(self, documents: Iterable[dict[str, Any]]) -> list[str]:
         """Violations of all documents, each prefixed with namespace/name."""
-        out = []
+        out: list[str] = []
         for doc in documents:
             meta = doc.get("metadata") or {}
             label = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"

@@ -1,6 +1,8 @@
-"""Edges -> Otterize ClientIntents documents (dicts) -> YAML or JSON. Pure except write_intents().
+"""Edges -> Otterize ClientIntents documents (dicts): which targets each client workload gets. Pure.
 
-Contract (DESIGN.md "Export contract"), per client workload, one document:
+Rendering is yaml_writer.py/output.py; the document layout per apiVersion is documents.py.
+
+Contract, per client workload, one document:
 - apiVersion k8s.otterize.com/v2beta1 (or v1alpha3, as the Otterize CLI can write), kind ClientIntents,
   metadata {name: workload name, namespace}, spec.workload {name, kind}.
 - targets: `kubernetes: {name, kind}` for a workload server; `service: {name}` for a Service with
@@ -19,34 +21,17 @@ Contract (DESIGN.md "Export contract"), per client workload, one document:
 
 Not implemented: Otterize's --distinct-by-label and --exclude-labels need pod labels, which edges do
 not carry; the CLI should refuse those flags rather than ignore them.
-
-v1alpha3 mapping (Otterize CLI's): spec.service {name, kind}; spec.calls [{name, kind}] for workloads,
-[{name: "svc:<name>"}] for Service targets, [{type: internet, internet: {...}}] for the outside world.
 """
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-import yaml
-
+from netmapper.intents.documents import OUTPUT_VERSIONS, Document, OutputVersion, client_intents
+from netmapper.intents.targets import ClientTargets
 from netmapper_api import keys
 from netmapper_api.keys import EndpointId, InvalidEdge
 from netmapper_api.v1 import edge_pb2
-
-API_GROUP: Final[str] = "k8s.otterize.com"
-KIND: Final[str] = "ClientIntents"
-OutputVersion = Literal["v2beta1", "v1alpha3"]
-OUTPUT_VERSIONS: Final[tuple[str, ...]] = ("v2beta1", "v1alpha3")
-OutputFormat = Literal["yaml", "json"]
-OutputType = Literal["single-file", "dir"]
-
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,26 +96,13 @@ def _matches(patterns: frozenset[str], name: str, namespace: str) -> bool:
     return name in patterns or f"{name}.{namespace}" in patterns
 
 
-@dataclass
-class _ClientTargets:
-    """Targets of one client being collected (mutable while building, then rendered to a dict)."""
-
-    workloads: set[tuple[str, str]] = field(default_factory=set)  # (qualified name, kind)
-    services: set[str] = field(default_factory=set)  # qualified name
-    domains: dict[str, set[int]] = field(default_factory=dict)  # domain -> ports
-    ips: dict[str, set[int]] = field(default_factory=dict)  # ip without a known name -> ports
-
-    def __bool__(self) -> bool:
-        return bool(self.workloads or self.services or self.domains or self.ips)
-
-
 def export_intents(edges: Iterable[edge_pb2.Edge], options: ExportOptions | None = None) -> ExportResult:
     """ClientIntents documents for `edges`, plus what could not be expressed."""
     opts = options or ExportOptions()
     namespaces = frozenset(opts.namespaces)
     excluded = frozenset(opts.exclude_services)
     server_filter = opts.server.strip()
-    clients: dict[EndpointId, _ClientTargets] = {}
+    clients: dict[EndpointId, ClientTargets] = {}
     skipped: set[Skipped] = set()
 
     for edge in edges:
@@ -150,7 +122,7 @@ def export_intents(edges: Iterable[edge_pb2.Edge], options: ExportOptions | None
             continue
         targets = clients.get(client_id)
         if targets is None:
-            targets = clients[client_id] = _ClientTargets()
+            targets = clients[client_id] = ClientTargets()
         server_kind = server_id[0]
 
         if server_kind == keys.WORKLOAD or server_kind == keys.SERVICE:
@@ -200,7 +172,7 @@ def export_intents(edges: Iterable[edge_pb2.Edge], options: ExportOptions | None
     for cid, _ in ordered:
         seen[(cid[1], cid[3])] = seen.get((cid[1], cid[3]), 0) + 1
     documents = [
-        _document(cid, t, opts.output_version, disambiguate=seen[(cid[1], cid[3])] > 1) for cid, t in ordered
+        client_intents(cid, t, opts.output_version, disambiguate=seen[(cid[1], cid[3])] > 1) for cid, t in ordered
     ]
     return ExportResult(
         documents=documents,
@@ -216,194 +188,3 @@ def build_client_intents(edges: Iterable[edge_pb2.Edge], options: ExportOptions 
 def unexportable(edges: Iterable[edge_pb2.Edge], options: ExportOptions | None = None) -> list[str]:
     """One line per edge that no document can express, for the CLI to print as warnings."""
     return [s.describe() for s in export_intents(edges, options).skipped]
-
-
-def _ip_sort_key(ip: str) -> tuple[int, int]:
-    addr = ipaddress.ip_address(ip)
-    return (addr.version, int(addr))
-
-
-def _target_list(t: _ClientTargets) -> list[tuple[str, dict[str, Any]]]:
-    """(type, body) pairs in output order: workloads and Services by name, then domains, then IP groups."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for name, kind in sorted(t.workloads):
-        body: dict[str, Any] = {"name": name}
-        if kind:
-            body["kind"] = kind
-        out.append(("kubernetes", body))
-    for name in sorted(t.services):
-        out.append(("service", {"name": name}))
-    for domain in sorted(t.domains):
-        out.append(("internet", {"domains": [domain], "ports": sorted(t.domains[domain])}))
-    # Addresses with the same ports share a target: as precise as one per address, and shorter.
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for ip, ports in t.ips.items():
-        groups.setdefault(tuple(sorted(ports)), []).append(ip)
-    for ports_key, ips in sorted(groups.items(), key=lambda g: min(_ip_sort_key(ip) for ip in g[1])):
-        out.append(("internet", {"ips": sorted(ips, key=_ip_sort_key), "ports": list(ports_key)}))
-    return out
-
-
-def _document(client_id: EndpointId, targets: _ClientTargets, version: OutputVersion, *, disambiguate: bool) -> Document:
-    _, namespace, kind, name = client_id
-    workload: dict[str, Any] = {"name": name}
-    if kind:
-        workload["kind"] = kind
-    metadata = {"name": f"{name}-{(kind or 'workload').lower()}" if disambiguate else name, "namespace": namespace}
-    if version == "v2beta1":
-        return {
-            "apiVersion": f"{API_GROUP}/v2beta1",
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": {"workload": workload, "targets": [{typ: body} for typ, body in _target_list(targets)]},
-        }
-    calls: list[dict[str, Any]] = []
-    for typ, body in _target_list(targets):
-        if typ == "kubernetes":
-            calls.append(dict(body))
-        elif typ == "service":
-            calls.append({"name": f"svc:{body['name']}"})  # the Otterize CLI's v1alpha3 Service notation
-        else:
-            calls.append({"type": "internet", "internet": body})
-    return {
-        "apiVersion": f"{API_GROUP}/v1alpha3",
-        "kind": KIND,
-        "metadata": metadata,
-        "spec": {"service": workload, "calls": calls},
-    }
-
-
-# --- rendering -------------------------------------------------------------------------------------
-# A small block-style YAML emitter instead of yaml.dump: PyYAML's representer walks every node in
-# Python and takes seconds for 100k edges; this writes the same structures in a fraction of that.
-# Strings are written plain only when every YAML 1.1 and 1.2 reader (PyYAML, Go's yaml used by
-# kubectl) reads them back as the same string; otherwise they are double-quoted (JSON escaping is
-# valid YAML). Tests round-trip random documents through yaml.safe_load.
-
-_PLAIN: Final[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./-]*\Z")
-_NUMBER_LIKE: Final[re.Pattern[str]] = re.compile(r"[-+.]?[0-9][0-9a-fA-FxXoObB_.:eE+-]*\Z")
-_YAML11_WORDS: Final[frozenset[str]] = frozenset(
-    {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"}
-)
-_RESOLVER: Final[yaml.resolver.BaseResolver] = yaml.resolver.Resolver()
-
-
-def _plain_ok(text: str) -> bool:
-    return (
-        _PLAIN.match(text) is not None
-        and _NUMBER_LIKE.match(text) is None
-        and text.lower() not in _YAML11_WORDS
-        and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
-    )
-
-
-class _YamlWriter:
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._scalars: dict[str, str] = {}  # names repeat across targets: decide quoting once per string
-
-    def scalar(self, value: object) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value)
-        if value is None:
-            return "null"
-        if not isinstance(value, str):
-            raise TypeError(f"cannot write {type(value).__name__} as YAML")
-        out = self._scalars.get(value)
-        if out is None:
-            out = self._scalars[value] = value if _plain_ok(value) else json.dumps(value)
-        return out
-
-    def node(self, value: object, indent: int) -> None:
-        pad = " " * indent
-        lines = self._lines
-        if isinstance(value, dict):
-            for k, v in value.items():
-                key = self.scalar(k)
-                if isinstance(v, (dict, list)) and v:
-                    lines.append(f"{pad}{key}:")
-                    self.node(v, indent + 2)
-                elif isinstance(v, dict):
-                    lines.append(f"{pad}{key}: {{}}")
-                elif isinstance(v, list):
-                    lines.append(f"{pad}{key}: []")
-                else:
-                    lines.append(f"{pad}{key}: {self.scalar(v)}")
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, (dict, list)) and item:
-                    start = len(lines)
-                    self.node(item, indent + 2)
-                    # "- " takes the place of the indentation of the item's first line.
-                    lines[start] = f"{pad}- {lines[start][indent + 2:]}"
-                elif isinstance(item, dict):
-                    lines.append(f"{pad}- {{}}")
-                elif isinstance(item, list):
-                    lines.append(f"{pad}- []")
-                else:
-                    lines.append(f"{pad}- {self.scalar(item)}")
-        else:
-            lines.append(f"{pad}{self.scalar(value)}")
-
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n" if self._lines else ""
-
-
-def render_yaml(documents: Sequence[Document]) -> str:
-    """Multi-document YAML, documents separated by `---`."""
-    parts = []
-    for doc in documents:
-        writer = _YamlWriter()
-        writer.node(doc, 0)
-        parts.append(writer.text())
-    return "---\n".join(parts)
-
-
-def render_json(documents: Sequence[Document]) -> str:
-    """A JSON array of the documents (what `otterize network-mapper export --format json` prints)."""
-    return json.dumps(list(documents), indent=2) + "\n"
-
-
-def render(documents: Sequence[Document], fmt: OutputFormat = "yaml") -> str:
-    if fmt == "yaml":
-        return render_yaml(documents)
-    if fmt == "json":
-        return render_json(documents)
-    raise ValueError(f"format must be yaml or json, not {fmt!r}")
-
-
-def _file_name(doc: Document, fmt: OutputFormat) -> str:
-    meta = doc["metadata"]
-    # Kubernetes names cannot contain "/", but edges come from the network: never write outside the dir.
-    stem = f"{meta['namespace']}.{meta['name']}".replace("/", "_").replace("\\", "_")
-    if stem.startswith("."):
-        stem = "_" + stem
-    return f"{stem}.{fmt}"
-
-
-def write_intents(
-    documents: Sequence[Document],
-    path: str | Path,
-    *,
-    output_type: OutputType = "single-file",
-    fmt: OutputFormat = "yaml",
-) -> list[Path]:
-    """Write the documents to one file, or to a directory with one `<namespace>.<name>.<fmt>` file per
-    client (a JSON file there holds the single document, not an array). Returns the files written."""
-    target = Path(path)
-    if output_type == "single-file":
-        if target.parent != Path(""):
-            target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render(documents, fmt))
-        return [target]
-    if output_type == "dir":
-        target.mkdir(parents=True, exist_ok=True)
-        written = []
-        for doc in documents:
-            file = target / _file_name(doc, fmt)
-            file.write_text(render_yaml([doc]) if fmt == "yaml" else json.dumps(doc, indent=2) + "\n")
-            written.append(file)
-        return written
-    raise ValueError(f"output type must be single-file or dir, not {output_type!r}")

@@ -19,7 +19,10 @@ from kubernetes import client
 from sniffer.cluster import ClusterIndex, PodInfo
 from sniffer.feed import IdentityFeed
 from netmapper_api.endpoints import ServiceRef, Workload
-from sniffer.kube_feed import Backoff, KubeFeed, iter_watch_lines, slim_pod
+from sniffer.backoff import Backoff
+from sniffer.kube_feed import KubeFeed
+from sniffer.kube_shape import slim_pod
+from sniffer.watch_lines import iter_watch_lines
 
 from .cluster import NOBODY_TOKEN, ApiServerCluster
 from .kube_objects import NODE, Kube, eventually, ref, template_spec

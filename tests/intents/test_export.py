@@ -12,15 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netmapper.intents.crd import ClientIntentsValidator
-from netmapper.intents.export import (
-    ExportOptions,
-    build_client_intents,
-    export_intents,
-    render_json,
-    render_yaml,
-    unexportable,
-    write_intents,
-)
+from netmapper.intents.export import ExportOptions, build_client_intents, export_intents, unexportable
+from netmapper.intents.output import render_json, write_intents
+from netmapper.intents.yaml_writer import render_yaml
 from edge_testing import edge, internet, node, service, unresolved, workload
 from netmapper_api.v1 import edge_pb2
 

@@ -1,4 +1,5 @@
-"""The mapper package never imports the sniffer (DESIGN.md: they share only the generated API)."""
+"""The mapper package never imports the sniffer: they share only the contract (netmapper_api).
+The import-linter contracts in pyproject.toml check the whole layering; this guards it in pytest too."""
 from __future__ import annotations
 
 import ast
