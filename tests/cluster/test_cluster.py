@@ -154,7 +154,7 @@ def _rollout(c: Cluster, ns: str, obj: str) -> None:
 def _pod(c: Cluster, ns: str, selector: str) -> dict[str, Any]:
     pods = [p for p in c.get("pods", "-n", ns, "-l", selector)["items"] if not p["metadata"].get("deletionTimestamp")]
     assert len(pods) == 1, f"expected one pod for {selector} in {ns}, got {[p['metadata']['name'] for p in pods]}"
-    return pods[0]
+    return dict(pods[0])
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
@@ -323,7 +323,7 @@ def test_new_mapper_pod_serves_every_edge_acknowledged_before(scenario: Scenario
 def _rendered(kind: str, name: str) -> dict[str, Any]:
     out = subprocess.run(["kubectl", "kustomize", str(OVERLAY)], capture_output=True, text=True, check=True).stdout
     (doc,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == kind and d["metadata"]["name"] == name]
-    return doc
+    return dict(doc)
 
 
 def _cap_names(hex_mask: str) -> set[str]:

@@ -1,26 +1,27 @@
 """The sniffer's ClusterRole grants exactly what its code reads: the kinds its identity feed lists and watches
-(sniffer.kube_feed.wanted_kinds), nothing more, nothing less. A kind added to the feed without RBAC would be
+(sniffer.kube_discovery.wanted_kinds), nothing more, nothing less. A kind added to the feed without RBAC would be
 Forbidden in every real cluster (the feed retries forever); RBAC without a reader is a right nobody needs."""
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from sniffer.kube_feed import wanted_kinds
+from sniffer.kube_discovery import wanted_kinds
 
 ROOT = Path(__file__).resolve().parents[2]
 # list+watch: every wanted kind's stream; get: lookup_owner() fetches an owner the watches have not delivered yet.
 VERBS_USED = {"get", "list", "watch"}
 
 
-def _role() -> dict:
+def _role() -> dict[str, Any]:
     out = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / "base")], check=True, capture_output=True,
                          text=True).stdout
     (role,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "ClusterRole"
                and d["metadata"]["name"] == "netmapper-sniffer"]
-    return role
+    return dict(role)
 
 
 def test_cluster_role_covers_exactly_the_watched_kinds() -> None:

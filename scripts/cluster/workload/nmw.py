@@ -34,7 +34,7 @@ def serve(port: int) -> None:
 
 
 def call_once(host: str, port: int, v6mapped: bool) -> str:
-    ipv4 = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    ipv4 = str(socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
     if v6mapped:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         target: tuple[str, int] = (f"::ffff:{ipv4}", port)
