@@ -327,6 +327,8 @@ wait_for() {  # $1 what, $2 seconds, rest: command that succeeds when ready
 
 start_daemons() {
     local ip=$1 pki=$STATE/pki
+    # Pods need forwarding; remember what the host had so stop can put it back.
+    [[ -f $RUN_DIR/ip_forward.orig ]] || cat /proc/sys/net/ipv4/ip_forward >"$RUN_DIR/ip_forward.orig"
     sysctl -qw net.ipv4.ip_forward=1
     modprobe br_netfilter 2>/dev/null || true
     sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
@@ -489,6 +491,9 @@ cmd_stop() {
         [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
     rm -rf /var/log/pods /var/log/containers /var/lib/cni/networks/netmapper /var/lib/cni/results
+    if [[ -f $RUN_DIR/ip_forward.orig ]]; then
+        sysctl -qw net.ipv4.ip_forward="$(cat "$RUN_DIR/ip_forward.orig")" || true
+    fi
     rm -rf "$STATE" "$RUN_DIR"
     log "stopped and cleaned up in $((SECONDS - t0))s"
 }
