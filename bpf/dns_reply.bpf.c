@@ -7,7 +7,9 @@
 //   goes away with the loading process. Every socket in every cgroup below the root inherits it, so it
 //   sees the replies of every network namespace. It runs from sk_filter() once the packet has been
 //   matched to its receiving socket: packets nobody listens for (closed ports) are never seen.
-//   Packet data starts at the IP header; all reads go through bpf_skb_load_bytes().
+//   Packet data starts at the IP header. The filter reads headers with direct packet access (needs
+//   CAP_BPF) and falls back to bpf_skb_load_bytes() when they are not in the linear part; the copy of
+//   a captured reply always uses bpf_skb_load_bytes().
 //   The program never drops anything: it always returns 1 (allow).
 //
 // Covered:
@@ -66,7 +68,7 @@
 _Static_assert((DNS_MAX_PAYLOAD & (DNS_MAX_PAYLOAD - 1)) == 0, "DNS_MAX_PAYLOAD must be a power of 2");
 
 #ifndef DNS_RINGBUF_PAGES
-#define DNS_RINGBUF_PAGES 4096
+#define DNS_RINGBUF_PAGES 1024
 #endif
 
 struct dns_event {
@@ -102,18 +104,25 @@ int dns_reply_ingress(struct __sk_buff *skb)
     u32 l4_off, pkt_len = skb->len;
     u32 payload_off, payload_len;
     u16 ports[2];
+    // This runs for every packet every socket on the node receives, so the common case (not a reply
+    // from port 53) must leave after a few plain loads: the headers are read straight from the
+    // packet (direct packet access, no helper calls) when they are in its linear part, which they
+    // nearly always are; bpf_skb_load_bytes is only the fallback.
+    void *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
 
-    // Filter on the cheapest facts first: family and L4 protocol from the IP header.
     if (skb->protocol == bpf_htons(ETH_P_IP)) {
         u8 vihl;
         u16 frag;
-        if (bpf_skb_load_bytes(skb, 0, &vihl, 1) < 0)
+        if (data + 20 <= data_end) {
+            vihl = *(u8 *)data;
+            proto = *(u8 *)(data + 9);
+            frag = *(u16 *)(data + 6);
+        } else if (bpf_skb_load_bytes(skb, 0, &vihl, 1) < 0 || bpf_skb_load_bytes(skb, 9, &proto, 1) < 0 ||
+                   bpf_skb_load_bytes(skb, 6, &frag, 2) < 0) {
             return 1;
-        if (bpf_skb_load_bytes(skb, 9, &proto, 1) < 0)
-            return 1;
+        }
         if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
-            return 1;
-        if (bpf_skb_load_bytes(skb, 6, &frag, 2) < 0)
             return 1;
         frag = bpf_ntohs(frag);
         if (frag & 0x1fff)  // non-first fragment: no L4 header here
@@ -126,7 +135,9 @@ int dns_reply_ingress(struct __sk_buff *skb)
         family = AF_INET;
     } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
         // Fixed header only; extension headers are not walked (see header comment).
-        if (bpf_skb_load_bytes(skb, 6, &proto, 1) < 0)
+        if (data + 40 <= data_end)
+            proto = *(u8 *)(data + 6);
+        else if (bpf_skb_load_bytes(skb, 6, &proto, 1) < 0)
             return 1;
         if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
             return 1;
@@ -136,7 +147,9 @@ int dns_reply_ingress(struct __sk_buff *skb)
         return 1;
     }
 
-    if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)) < 0)
+    if (data + l4_off + sizeof(ports) <= data_end)
+        __builtin_memcpy(ports, data + l4_off, sizeof(ports));
+    else if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)) < 0)
         return 1;
     if (ports[0] != bpf_htons(DNS_PORT))
         return 1;

@@ -3,12 +3,19 @@
  * tcp_connect: every outgoing TCP connect (IPv4 and IPv6), aggregated in the kernel.
  *
  * Hook
- *   tracepoint sock:inet_sock_set_state, only oldstate TCP_CLOSE(7) -> newstate TCP_SYN_SENT(2)
- *   with protocol IPPROTO_TCP. It fires inside connect(), in the caller's context, so pid, comm
- *   and cgroup are the caller's. Refused connects pass through SYN_SENT too and are counted.
- *   The source port is still 0 at this point, so it is not part of the record.
- *   No kprobes/fentry: this must work on kernels without them.
- *
+ *   raw tracepoint inet_sock_set_state(const struct sock *sk, int oldstate, int newstate), only
+ *   oldstate TCP_CLOSE(7) -> newstate TCP_SYN_SENT(2) on a socket with sk_protocol IPPROTO_TCP. It
+ *   fires inside connect(), in the caller's context, so pid, comm and cgroup are the caller's. Refused
+ *   connects pass through SYN_SENT too and are counted. The source port is still 0 at this point, so
+ *   it is not part of the record. No kprobes/fentry: this must work on kernels without them.
+ *   Why a raw tracepoint and not the sock:inet_sock_set_state perf-event tracepoint: the hook fires
+ *   for every state change of every TCP socket on the node (5-6 per connection), and the perf-event
+ *   flavour marshals all its arguments (addresses, ports, family) into a trace record for each of
+ *   them before the program can look at the states. Here the states are plain arguments, the other
+ *   transitions return after two compares, and the socket is read (two bpf_probe_read_kernel calls)
+ *   only for the one transition that is recorded.
+ *   Socket fields are read at offsets taken from the running kernel's BTF (never from headers).
+
  * Maps
  *   conns0, conns1  hash (not LRU), key struct conn_key -> value struct conn_val, NM_MAP_SIZE entries
  *                   each. Double buffer: the program writes only the one selected by `active`;
@@ -43,7 +50,7 @@
  *    13 u8  _pad0[3]
  *    16 u8  saddr[16]      IPv4 in the first 4 bytes, network order
  *    32 u8  daddr[16]
- *    48 u16 dport          host order (as in the tracepoint)
+ *    48 u16 dport          host order
  *    50 u8  _pad1[6]
  *   conn_val (48 bytes)
  *     0 u64 count          connects since the buffer was last drained
@@ -53,14 +60,18 @@
  *    28 char comm[16]
  *    44 u8  _pad[4]
  *
- * Parameters (-D defines, set by sniffer/connect_probe.py)
+ * Parameters (-D defines, set by sniffer/connect_probe.py; offsets from sniffer/btf.py)
  *   NM_MAP_SIZE          entries per buffer
- *   NM_OFF_SOCK_NET      offset of __sk_common.skc_net.net in struct sock     } from the running
- *   NM_OFF_NET_NS_INUM   offset of ns.inum in struct net                       } kernel's BTF, never
- *                                                                              } from headers
+ *   NM_SKC_SPAN          bytes of struct sock_common read in one go (covers every NM_OFF_SKC_*)
+ *   NM_OFF_SKC_DADDR, NM_OFF_SKC_RCV_SADDR, NM_OFF_SKC_DPORT, NM_OFF_SKC_FAMILY,
+ *   NM_OFF_SKC_V6_DADDR, NM_OFF_SKC_V6_RCV_SADDR, NM_OFF_SKC_NET
+ *                        offsets inside struct sock_common (= struct sock's __sk_common, at 0)
+ *   NM_OFF_SK_PROTOCOL   offset of sk_protocol (u16) in struct sock; -1 where it is a bitfield
+ *                        (kernels < 5.6): the protocol is then not checked
+ *   NM_OFF_NET_NS_INUM   offset of ns.inum in struct net
  *   NM_FILTER_NETNS      if non-zero, only sockets in this network namespace are recorded (tests)
  */
-#include <uapi/linux/ptrace.h>
+#include <uapi/linux/bpf.h>
 #include <linux/socket.h>
 #include <linux/in.h>
 
@@ -70,9 +81,10 @@
 #ifndef NM_FILTER_NETNS
 #define NM_FILTER_NETNS 0
 #endif
-#if !defined(NM_OFF_SOCK_NET) || !defined(NM_OFF_NET_NS_INUM)
-#error "NM_OFF_SOCK_NET and NM_OFF_NET_NS_INUM must come from the running kernel's BTF (sniffer/btf.py)"
+#if !defined(NM_SKC_SPAN) || !defined(NM_OFF_SKC_NET) || !defined(NM_OFF_NET_NS_INUM) || !defined(NM_OFF_SK_PROTOCOL)
+#error "struct offsets must come from the running kernel's BTF (sniffer/btf.py)"
 #endif
+_Static_assert(NM_SKC_SPAN % 8 == 0 && NM_SKC_SPAN <= 256, "NM_SKC_SPAN: multiple of 8, at most 256");
 
 #define NM_TCP_SYN_SENT 2
 #define NM_TCP_CLOSE 7
@@ -118,10 +130,21 @@ static __always_inline void touch(struct conn_val *v, u64 now, u32 pid)
     bpf_get_current_comm(&v->comm, sizeof(v->comm));
 }
 
-TRACEPOINT_PROBE(sock, inet_sock_set_state)
+#define SKC(type, off) (*(type *)((char *)skc + (off)))
+
+int nm_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 {
-    if (args->oldstate != NM_TCP_CLOSE || args->newstate != NM_TCP_SYN_SENT || args->protocol != IPPROTO_TCP)
+    // args: (const struct sock *sk, const int oldstate, const int newstate). Compare the states
+    // first: every other transition of every TCP socket leaves here without touching memory.
+    if ((int)ctx->args[1] != NM_TCP_CLOSE || (int)ctx->args[2] != NM_TCP_SYN_SENT)
         return 0;
+    void *sk = (void *)ctx->args[0];
+#if NM_OFF_SK_PROTOCOL >= 0
+    u16 protocol = 0;
+    bpf_probe_read_kernel(&protocol, sizeof(protocol), sk + NM_OFF_SK_PROTOCOL);
+    if (protocol != IPPROTO_TCP)  // MPTCP's parent socket passes here too; its TCP subflow counts
+        return 0;
+#endif
 
     u32 zero = 0;
     struct conn_stats *st = stats.lookup(&zero);
@@ -133,24 +156,28 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     __sync_fetch_and_add(&st->enter, 1);
     u32 buf = *activep & 1;
 
+    u64 skc[NM_SKC_SPAN / 8];  // the head of struct sock_common, read once
+    if (bpf_probe_read_kernel(skc, sizeof(skc), sk) < 0)
+        goto out;
     struct conn_key key = {};
-    void *sk = (void *)args->skaddr;
-    void *net = 0;
-    bpf_probe_read_kernel(&net, sizeof(net), sk + NM_OFF_SOCK_NET);
+    void *net = SKC(void *, NM_OFF_SKC_NET);
     if (net)
         bpf_probe_read_kernel(&key.netns, sizeof(key.netns), net + NM_OFF_NET_NS_INUM);
     if (NM_FILTER_NETNS && key.netns != NM_FILTER_NETNS)
         goto out;
 
+    u16 family = SKC(u16, NM_OFF_SKC_FAMILY);
     key.cgroup_id = bpf_get_current_cgroup_id();
-    key.family = args->family;
-    key.dport = args->dport;
-    if (args->family == AF_INET) {
-        __builtin_memcpy(key.saddr, args->saddr, 4);
-        __builtin_memcpy(key.daddr, args->daddr, 4);
-    } else if (args->family == AF_INET6) {
-        __builtin_memcpy(key.saddr, args->saddr_v6, 16);
-        __builtin_memcpy(key.daddr, args->daddr_v6, 16);
+    key.family = family;
+    key.dport = bpf_ntohs(SKC(u16, NM_OFF_SKC_DPORT));
+    if (family == AF_INET) {
+        __builtin_memcpy(key.saddr, (char *)skc + NM_OFF_SKC_RCV_SADDR, 4);
+        __builtin_memcpy(key.daddr, (char *)skc + NM_OFF_SKC_DADDR, 4);
+    } else if (family == AF_INET6) {
+        // An AF_INET6 socket connecting to an IPv4 address carries ::ffff:a.b.c.d here; user space
+        // maps it to the IPv4 address.
+        __builtin_memcpy(key.saddr, (char *)skc + NM_OFF_SKC_V6_RCV_SADDR, 16);
+        __builtin_memcpy(key.daddr, (char *)skc + NM_OFF_SKC_V6_DADDR, 16);
     } else {
         goto out;
     }

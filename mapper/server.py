@@ -22,6 +22,7 @@ from typing import Final
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from mapper.observer import NewEdgeObserver
 from mapper.store import EdgeStore, MergeResult
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
 from netmapper_api.v1 import mapper_pb2
@@ -39,8 +40,9 @@ def _identity(data: bytes) -> bytes:
 class _MapperService:
     """Handlers of netmapper.v1.Mapper over one EdgeStore."""
 
-    def __init__(self, store: EdgeStore, max_streams: int) -> None:
+    def __init__(self, store: EdgeStore, max_streams: int, observer: NewEdgeObserver | None = None) -> None:
         self._store = store
+        self._observer = observer
         self._max_streams = max_streams
         self._streams_lock = threading.Lock()
         self._streams = 0
@@ -68,6 +70,11 @@ class _MapperService:
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node, peer)
                     result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
+                if result.new_edges and self._observer is not None:
+                    try:
+                        self._observer.new_edges(result.new_edges)
+                    except Exception:  # an observer's bug must not cost the sniffer its stream
+                        log.exception("new-edge observer failed")
                 batches += 1
                 accepted += result.accepted
                 rejected += result.rejected
@@ -171,13 +178,15 @@ def serve(
     max_streams: int = 128,
     credentials: grpc.ServerCredentials | None = None,
     flush_interval: float = 1.0,
+    observer: NewEdgeObserver | None = None,
 ) -> MapperServer:
     """Start the mapper on `listen` ("host:port"; port 0 picks a free one, see .port) and return it
     running. `db` is an optional sqlite file that keeps the edges across restarts. With
-    `credentials` the port is TLS (grpc.ssl_server_credentials); otherwise plaintext."""
+    `credentials` the port is TLS (grpc.ssl_server_credentials); otherwise plaintext. `observer` hears of
+    every edge the store had not seen before (mapper/observer.py)."""
     store = EdgeStore(db, flush_interval=flush_interval)
     try:
-        service = _MapperService(store, max_streams)
+        service = _MapperService(store, max_streams, observer)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_streams + _QUERY_WORKERS, thread_name_prefix="mapper-rpc"),
             handlers=[service.handler()],

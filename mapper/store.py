@@ -60,6 +60,8 @@ class MergeResult:
     accepted: int
     rejected: int
     error: str = ""  # the first rejection reason, "" when none
+    # edges of the batch that created a record (first report of their key), for mapper/observer.py
+    new_edges: tuple[edge_pb2.Edge, ...] = ()
 
 
 class EdgeStore:
@@ -94,6 +96,7 @@ class EdgeStore:
         now = time.time_ns()
         accepted = rejected = 0
         error = ""
+        new_edges: list[edge_pb2.Edge] = []
         valid_protocols = keys.VALID_PROTOCOLS
         with self._lock:
             endpoints = self._endpoints
@@ -135,6 +138,7 @@ class EdgeStore:
                 rec = records.get(key)
                 if rec is None:
                     rec = self._insert(key, c[1], s[1], first, last)
+                    new_edges.append(e)
                 else:
                     # Attributes objects are interned per serialized endpoint, so "merged lately" is an
                     # identity test (the tuple scan stays in C); anything else is merged (idempotent).
@@ -157,7 +161,7 @@ class EdgeStore:
                 if dirty is not None:
                     dirty.add(rec)
                 accepted += 1
-        return MergeResult(accepted=accepted, rejected=rejected, error=error)
+        return MergeResult(accepted=accepted, rejected=rejected, error=error, new_edges=tuple(new_edges))
 
     def _resolve(self, ep: edge_pb2.Endpoint, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
         """Identity and attributes of a serialized endpoint, cached by its bytes. Caller holds _lock.

@@ -246,23 +246,59 @@ def load(path: Path = VMLINUX_BTF) -> Btf:
     return parse(data)
 
 
+def has_raw_tracepoint(btf: Btf, name: str) -> bool:
+    """Whether the kernel has tracepoint `name`: each one has a `btf_trace_<name>` typedef in BTF."""
+    wanted = f"btf_trace_{name}"
+    return any(t.kind == KIND_TYPEDEF and t.name == wanted for t in btf.types)
+
+
 def member_offset(btf: Btf, struct_name: str, path: str) -> int:
     """Byte offset of `path` (dotted, e.g. "ns.inum") inside `struct struct_name`."""
     return btf.member(struct_name, path).byte_offset
+
+
+# struct sock_common members bpf/tcp_connect.bpf.c reads (define suffix, member path, size in bytes)
+_SKC_FIELDS = (
+    ("DADDR", "skc_daddr", 4),
+    ("RCV_SADDR", "skc_rcv_saddr", 4),
+    ("DPORT", "skc_dport", 2),
+    ("FAMILY", "skc_family", 2),
+    ("NET", "skc_net.net", 8),
+    ("V6_DADDR", "skc_v6_daddr", 16),
+    ("V6_RCV_SADDR", "skc_v6_rcv_saddr", 16),
+)
+MAX_SKC_SPAN = 256
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectOffsets:
     """Kernel offsets bpf/tcp_connect.bpf.c needs (see its header comment)."""
 
-    sock_net: int  # struct sock -> __sk_common.skc_net.net (a struct net *)
+    skc: tuple[tuple[str, int], ...]  # (define suffix, offset in struct sock_common)
+    skc_span: int  # bytes of sock_common that cover every field in skc, rounded up to 8
+    sk_protocol: int  # struct sock -> sk_protocol (u16); -1 when it is a bitfield (kernels < 5.6)
     net_ns_inum: int  # struct net -> ns.inum (unsigned int)
 
     def cflags(self) -> list[str]:
-        return [f"-DNM_OFF_SOCK_NET={self.sock_net}", f"-DNM_OFF_NET_NS_INUM={self.net_ns_inum}"]
+        return [
+            *(f"-DNM_OFF_SKC_{name}={off}" for name, off in self.skc),
+            f"-DNM_SKC_SPAN={self.skc_span}",
+            f"-DNM_OFF_SK_PROTOCOL={self.sk_protocol}",
+            f"-DNM_OFF_NET_NS_INUM={self.net_ns_inum}",
+        ]
 
 
 def connect_offsets(btf: Btf) -> ConnectOffsets:
+    # __sk_common is the first member of struct sock, so these are offsets into the socket too.
     # skc_net is possible_net_t, a struct wrapping `struct net *net` (absent when !CONFIG_NET_NS).
-    sock_net = member_offset(btf, "sock", "__sk_common.skc_net.net")
-    return ConnectOffsets(sock_net=sock_net, net_ns_inum=member_offset(btf, "net", "ns.inum"))
+    if member_offset(btf, "sock", "__sk_common") != 0:
+        raise BtfError("struct sock does not start with __sk_common")
+    skc = tuple((name, member_offset(btf, "sock_common", path)) for name, path, _ in _SKC_FIELDS)
+    end = max(off + size for (_, off), (_, _, size) in zip(skc, _SKC_FIELDS, strict=True))
+    span = (end + 7) // 8 * 8
+    if span > MAX_SKC_SPAN:
+        raise BtfError(f"struct sock_common fields span {span} bytes (more than {MAX_SKC_SPAN})")
+    protocol = btf.member("sock", "sk_protocol")
+    sk_protocol = -1 if protocol.bitfield_size or protocol.bit_offset % 8 else protocol.byte_offset
+    return ConnectOffsets(skc=skc, skc_span=span, sk_protocol=sk_protocol,
+                          net_ns_inum=member_offset(btf, "net", "ns.inum"))

@@ -22,7 +22,8 @@ from netmapper_api.endpoints import ServiceRef, Workload
 from sniffer.ip_timeline import IpTimeline
 from sniffer.owners import OWNER_KINDS, WORKLOAD_NAME_ANNOTATION, OwnerRef, workload_of
 from sniffer.pods import PodInfo, pod_info
-from sniffer.selectors import is_cluster_dns, selected_pods, service_workloads
+from sniffer.cluster_dns import KUBE_SYSTEM, is_cluster_dns_service, node_local_dns_ips
+from sniffer.selectors import selected_pods, service_workloads
 
 __all__ = ["INDEXED_KINDS", "WORKLOAD_NAME_ANNOTATION", "ClusterIndex", "Obj", "ObjKey", "PodInfo", "obj_key"]
 
@@ -38,6 +39,22 @@ ObjKey = tuple[str, str, str]  # (kind, namespace, name)
 def obj_key(obj: Obj) -> ObjKey:
     meta = obj.get("metadata") or {}
     return (str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+def _changes_service_workloads(kind: str, old: Obj | None, new: Obj | None) -> bool:
+    """Whether an event can change which workloads stand behind a Service. Node heartbeats and pod
+    status updates (IPs, phase, conditions) cannot; labels, owners and the workload-name annotation can."""
+    if kind == "Node":
+        return False
+    if kind != "Pod" or old is None or new is None:
+        return True
+    return _pod_identity(old) != _pod_identity(new)
+
+
+def _pod_identity(pod: Obj) -> tuple[Any, Any, Any]:
+    meta = pod.get("metadata") or {}
+    return (meta.get("labels") or {}, meta.get("ownerReferences") or [],
+            (meta.get("annotations") or {}).get(WORKLOAD_NAME_ANNOTATION))
 
 
 @dataclass
@@ -78,8 +95,9 @@ class ClusterIndex:
             return
         key = obj_key(obj)
         with self._lock:
-            self._svc_workloads.clear()
             old = self._objects.get(key)
+            if _changes_service_workloads(kind, old, None if event_type == "DELETED" else obj):
+                self._svc_workloads.clear()
             if old is not None:
                 self._unindex(old, at)
             if event_type == "DELETED":
@@ -243,16 +261,20 @@ class ClusterIndex:
             return list(cached)
 
     def dns_server_ips(self) -> set[str]:
-        """Addresses of the cluster's DNS: Services labelled k8s-app=kube-dns and the pods behind them."""
+        """Addresses of the cluster's DNS (sniffer/cluster_dns.py says which installations count):
+        its Services' ClusterIPs, the pods behind them, and the addresses NodeLocal DNSCache answers on."""
         with self._lock:
             out: set[str] = set()
             for ip, ref in self._service_ips.items():
                 svc = self._objects.get(("Service", ref.namespace, ref.name)) or {}
-                if not is_cluster_dns(svc):
+                if not is_cluster_dns_service(svc):
                     continue
                 out.add(ip)
                 for pod in selected_pods(svc, self._pods):
                     out.update(pod.ips)
+            for (namespace, name) in self._pods:
+                if namespace == KUBE_SYSTEM:
+                    out |= node_local_dns_ips(self._objects.get(("Pod", namespace, name)) or {})
             return out
 
     def object(self, kind: str, namespace: str, name: str) -> Obj | None:

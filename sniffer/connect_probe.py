@@ -1,4 +1,9 @@
-"""Adapter for bpf/tcp_connect.bpf.c: load it with bcc, drain its aggregation maps, decode records.
+"""Adapter for bpf/tcp_connect.bpf.c: load it, attach it, drain its aggregation maps, decode records.
+
+bcc compiles and loads the program in a short-lived child (sniffer/probe_loader.py), so the compiler
+never stays mapped in the sniffer; this process holds only the program and map descriptors and works
+them with libbpf (sniffer/libbpf.py). The program is a raw tracepoint attached as a BPF link: it
+detaches when the process exits, however it exits.
 
 The kernel aggregates connects by (cgroup id, netns, family, saddr, daddr, dport) into one of two
 hash buffers. `drain()` flips the buffer the program writes, waits until no CPU is still inside the
@@ -12,7 +17,7 @@ compares them with the layouts bcc reports after compiling the C file).
 from __future__ import annotations
 
 import ctypes as ct
-import errno
+import importlib.util
 import logging
 import os
 import time
@@ -20,23 +25,20 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
-from sniffer import btf
 from netmapper_api.loss import LossSource
+from sniffer import btf, libbpf
+from sniffer.probe_loader import LoadedObjects, LoadError, load_programs
 from sniffer.records import ConnectObservation, IPAddress, ProbeLoss
-
-if TYPE_CHECKING:  # bcc is an optional system package; import it only when a probe is loaded
-    from bcc import BPF
 
 log = logging.getLogger(__name__)
 
 BPF_SOURCE = Path(__file__).resolve().parents[1] / "bpf" / "tcp_connect.bpf.c"
-KERNEL_SOURCE = Path("/usr/src/netmapper-kernel-src")
-TRACEFS_EVENTS = Path("/sys/kernel/tracing/events")
-TRACEFS_EVENT = TRACEFS_EVENTS / "sock" / "inet_sock_set_state"
-TRACEPOINT = b"sock:inet_sock_set_state"
-PROGRAM = b"tracepoint__sock__inet_sock_set_state"  # the name bcc gives TRACEPOINT_PROBE(sock, ...)
+RAW_TRACEPOINT = "inet_sock_set_state"
+PROGRAM = "nm_inet_sock_set_state"
+MAPS = ("conns0", "conns1", "active", "stats")
+# Entries read per batch syscall: buffers for a whole 64k-entry map would be 6.8 MiB held for good.
+DRAIN_CHUNK = 4096
 DEFAULT_MAP_SIZE = 65536
 AF_INET = 2
 AF_INET6 = 10
@@ -102,26 +104,22 @@ class DrainStats:
 
 
 def check_environment(*, btf_path: Path = btf.VMLINUX_BTF) -> None:
-    """Raise ProbeUnavailable with a remedy when root, tracefs, BTF or bcc are missing."""
+    """Raise ProbeUnavailable with a remedy when root, the tracepoint, BTF, bcc or libbpf are missing."""
     if not _can_load_bpf():
         raise ProbeUnavailable("loading eBPF needs root (or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN): run the sniffer as root")
-    if not TRACEFS_EVENT.is_dir():
-        if not TRACEFS_EVENTS.is_dir():
-            raise ProbeUnavailable(
-                "tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` (scripts/setup.sh does it)"
-            )
-        raise ProbeUnavailable(f"kernel has no tracepoint sock:inet_sock_set_state ({TRACEFS_EVENT} missing)")
     if not btf_path.is_file():
         raise ProbeUnavailable(
             f"{btf_path} missing: the kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y needed for struct offsets)"
         )
-    try:
-        import bcc  # noqa: F401
-    except ImportError as e:
+    # Located, not imported: importing bcc maps LLVM into this process (the loader child imports it).
+    if importlib.util.find_spec("bcc") is None:
         raise ProbeUnavailable(
-            f"bcc is not importable ({e}): install Debian python3-bpfcc and make it visible in the venv "
-            "(scripts/setup.sh)"
-        ) from None
+            "bcc is not importable: install Debian python3-bpfcc and make it visible in the venv (scripts/setup.sh)"
+        )
+    try:
+        libbpf.lib()
+    except libbpf.LibbpfUnavailable as e:
+        raise ProbeUnavailable(str(e)) from None
 
 
 def _can_load_bpf() -> bool:
@@ -165,9 +163,10 @@ class ConnectProbe:
         self.btf_path = btf_path
         self.quiesce_timeout = quiesce_timeout
         self.last_drain: DrainStats | None = None
-        self._bpf: BPF | None = None
+        self._objects: LoadedObjects | None = None
+        self._link_fd: int | None = None
         self._active = 0
-        self._attached = False
+        self._ncpus = 0
         # running kernel counters as of the previous drain (differences are what we report)
         self._seen_new_keys = [0, 0]
         self._seen_insert_failed = 0
@@ -177,59 +176,55 @@ class ConnectProbe:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def cflags(self) -> list[str]:
-        offsets = btf.connect_offsets(btf.load(self.btf_path))
-        return [
-            *offsets.cflags(),
-            f"-DNM_MAP_SIZE={self.map_size}",
-            f"-DNM_FILTER_NETNS={self.netns_filter or 0}",
-        ]
+        """Defines besides the kernel offsets (which the loader child adds from BTF)."""
+        return [f"-DNM_MAP_SIZE={self.map_size}", f"-DNM_FILTER_NETNS={self.netns_filter or 0}"]
 
     def open(self) -> None:
-        if self._bpf is not None:
+        if self._objects is not None:
             return
         check_environment(btf_path=self.btf_path)
-        if KERNEL_SOURCE.is_dir():
-            # bcc needs one merged header tree (see scripts/setup.sh); an explicit setting wins.
-            os.environ.setdefault("BCC_KERNEL_SOURCE", str(KERNEL_SOURCE))
-        try:
-            cflags = self.cflags()
-        except btf.BtfError as e:
-            raise ProbeUnavailable(f"cannot read kernel struct offsets from BTF: {e}") from e
-        from bcc import BPF  # late import: see TYPE_CHECKING above
-
+        cflags = self.cflags()
         started = time.monotonic()
         try:
-            # TRACEPOINT_PROBE functions are attached by bcc when the program loads.
-            self._bpf = BPF(src_file=str(self.source).encode(), cflags=cflags)
-            self._attached = True
-        except Exception as e:  # bcc raises bare Exception on compile/load errors
+            # The BTF parse (~35 MiB of Python objects) happens in the child too.
+            self._objects = load_programs(source=self.source, cflags=cflags, connect_offsets_btf=self.btf_path,
+                                          programs={PROGRAM: "raw_tracepoint"}, maps=list(MAPS))
+        except LoadError as e:
             raise ProbeUnavailable(
                 f"cannot compile/load {self.source.name} with bcc: {e}. Check BCC_KERNEL_SOURCE "
-                f"(scripts/setup.sh prepares {KERNEL_SOURCE}) and that tracefs is mounted"
+                "(scripts/setup.sh prepares /usr/src/netmapper-kernel-src)"
             ) from e
+        try:
+            self._ncpus = libbpf.possible_cpus()
+            self._active = self._read_active()
+            stats = self._stats()
+            self._seen_new_keys = [sum(s.new_keys[b] for s in stats) for b in (0, 1)]
+            self._seen_insert_failed = sum(s.insert_failed[0] + s.insert_failed[1] for s in stats)
+            try:
+                self.attach()
+            except FileNotFoundError:
+                raise ProbeUnavailable(f"kernel has no tracepoint {RAW_TRACEPOINT} (Linux >= 4.16 needed)") from None
+        except BaseException:
+            self.close()
+            raise
         log.info("tcp_connect loaded in %.2fs (map_size=%d, %s)", time.monotonic() - started, self.map_size, cflags)
-        self._active = int(self._table("active")[ct.c_int(0)].value)
-        stats = self._stats()
-        self._seen_new_keys = [sum(s.new_keys[b] for s in stats) for b in (0, 1)]
-        self._seen_insert_failed = sum(s.insert_failed[0] + s.insert_failed[1] for s in stats)
 
     def detach(self) -> None:
         """Stop capturing but keep the maps (and anything not yet drained). For benchmarks and pauses."""
-        if self._attached:
-            self._require().detach_tracepoint(tp=TRACEPOINT)
-            self._attached = False
+        if self._link_fd is not None:
+            os.close(self._link_fd)
+            self._link_fd = None
 
     def attach(self) -> None:
-        """Resume capturing after detach()."""
-        if not self._attached:
-            self._require().attach_tracepoint(tp=TRACEPOINT, fn_name=PROGRAM)
-            self._attached = True
+        """Start (or resume after detach()) capturing."""
+        if self._link_fd is None:
+            self._link_fd = libbpf.raw_tracepoint_open(RAW_TRACEPOINT, self._require().programs[PROGRAM])
 
     def close(self) -> None:
-        if self._bpf is not None:
-            self._bpf.cleanup()  # detaches the tracepoint and closes the maps
-            self._bpf = None
-            self._attached = False
+        self.detach()
+        if self._objects is not None:
+            self._objects.close()
+            self._objects = None
 
     def __enter__(self) -> ConnectProbe:
         self.open()
@@ -242,10 +237,10 @@ class ConnectProbe:
 
     def drain(self) -> tuple[list[ConnectObservation], list[ProbeLoss]]:
         """Everything aggregated since the previous drain, and what the kernel could not keep."""
-        bpf = self._require()
+        objects = self._require()
         drained = self._active
         started = time.monotonic()
-        self._table("active")[ct.c_int(0)] = ct.c_uint32(drained ^ 1)
+        libbpf.update(objects.maps["active"], ct.c_uint32(0), ct.c_uint32(drained ^ 1))
         self._active = drained ^ 1
         stats = self._quiesce()
         quiesced = time.monotonic()
@@ -253,7 +248,7 @@ class ConnectProbe:
         # CLOCK_MONOTONIC (bpf_ktime_get_ns) -> wall clock, sampled once per drain.
         wall_minus_mono = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         observations: list[ConnectObservation] = []
-        for key, val in self._lookup_and_delete_all(bpf[f"conns{drained}".encode()]):
+        for key, val in self._lookup_and_delete_all(objects.maps[f"conns{drained}"]):
             observations.append(
                 ConnectObservation(
                     cgroup_id=key.cgroup_id,
@@ -307,60 +302,40 @@ class ConnectProbe:
                 return stats
             time.sleep(0.0001)
 
-    def _lookup_and_delete_all(self, table: Any) -> list[tuple[ConnKey, ConnVal]]:
-        """BPF_MAP_LOOKUP_AND_DELETE_BATCH over the whole (writer-less) buffer.
-
-        Not bcc's items_lookup_and_delete_batch: in bcc 0.26 it passes one c_uint32 as both the
-        batch token and the count, which corrupts the walk.
-        """
-        from bcc.libbcc import lib
-
+    def _lookup_and_delete_all(self, map_fd: int) -> list[tuple[ConnKey, ConnVal]]:
+        """Every entry of the (writer-less) buffer, deleted as it is read, DRAIN_CHUNK entries per call."""
         if self._keys_buf is None or self._vals_buf is None:
-            self._keys_buf = (ConnKey * self.map_size)()
-            self._vals_buf = (ConnVal * self.map_size)()
+            n = min(self.map_size, DRAIN_CHUNK)
+            self._keys_buf, self._vals_buf = (ConnKey * n)(), (ConnVal * n)()
         keys, vals = self._keys_buf, self._vals_buf
-        in_batch, out_batch, count = ct.c_uint32(0), ct.c_uint32(0), ct.c_uint32(0)
-        total = 0
-        for _ in range(self.map_size + 1):  # each call returns >= 1 entry or ends the walk
-            count.value = self.map_size - total
-            if count.value == 0:
-                break
-            res = lib.bpf_lookup_and_delete_batch(
-                table.map_fd,
-                ct.byref(in_batch) if total else None,
-                ct.byref(out_batch),
-                ct.byref(keys, ct.sizeof(ConnKey) * total),
-                ct.byref(vals, ct.sizeof(ConnVal) * total),
-                ct.byref(count),
-            )
-            err = ct.get_errno()
-            total += count.value
-            if res != 0:
-                if err == errno.ENOENT:  # walked past the last bucket
-                    break
-                raise OSError(err, f"BPF_MAP_LOOKUP_AND_DELETE_BATCH on tcp_connect buffer: {os.strerror(err)}")
-            in_batch.value = out_batch.value
-        return [(ConnKey.from_buffer_copy(keys[i]), ConnVal.from_buffer_copy(vals[i])) for i in range(total)]
+        out: list[tuple[ConnKey, ConnVal]] = []
+        try:
+            for chunk in libbpf.lookup_and_delete_batches(map_fd, keys, vals, limit=self.map_size):
+                out += [(ConnKey.from_buffer_copy(keys[i]), ConnVal.from_buffer_copy(vals[i])) for i in range(chunk)]
+        except OSError as e:
+            raise OSError(e.errno, f"tcp_connect buffer: {e.strerror}") from e
+        return out
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _require(self) -> BPF:
-        if self._bpf is None:
+    def _require(self) -> LoadedObjects:
+        if self._objects is None:
             raise RuntimeError("ConnectProbe is not open (use it as a context manager or call open())")
-        return self._bpf
+        return self._objects
 
-    def _table(self, name: str) -> Any:
-        return self._require()[name.encode()]
+    def _read_active(self) -> int:
+        value = ct.c_uint32(0)
+        libbpf.lookup(self._require().maps["active"], ct.c_uint32(0), value)
+        return int(value.value) & 1
 
     def _stats(self) -> list[ConnStats]:
-        per_cpu = self._table("stats").getvalue(ct.c_int(0))
-        return [ConnStats.from_buffer_copy(s) for s in per_cpu]
+        # A per-CPU map returns one value per possible CPU (each padded to 8 bytes; ConnStats is).
+        per_cpu = (ConnStats * self._ncpus)()
+        libbpf.lookup(self._require().maps["stats"], ct.c_uint32(0), per_cpu)
+        return list(per_cpu)
 
     def kernel_layouts(self) -> dict[str, tuple[int, list[tuple[str, int]]]]:
         """(size, [(field, offset)]) of the key/value/stats types as bcc compiled them from the C file."""
-        bpf = self._require()
-        out: dict[str, tuple[int, list[tuple[str, int]]]] = {}
-        for label, table, attr in (("conn_key", "conns0", "Key"), ("conn_val", "conns0", "Leaf"), ("conn_stats", "stats", "sLeaf")):
-            t = getattr(bpf[table.encode()], attr)
-            out[label] = (ct.sizeof(t), [(name, getattr(t, name).offset) for name, *_ in t._fields_])
-        return out
+        layouts = self._require().layouts
+        return {"conn_key": layouts["conns0"]["key"], "conn_val": layouts["conns0"]["leaf"],
+                "conn_stats": layouts["stats"]["leaf"]}

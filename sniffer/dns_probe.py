@@ -1,36 +1,39 @@
-"""DNS reply capture: loads bpf/dns_reply.bpf.c with bcc and drains its ring buffer.
+"""DNS reply capture: loads bpf/dns_reply.bpf.c and drains its ring buffer.
 
 The program is a cgroup_skb ingress program attached to the cgroup v2 root, so it sees the DNS replies
 (UDP and, partly, TCP source port 53) received by every socket of every network namespace on the node.
 It is attached as a BPF link (BPF_LINK_CREATE through the raw bpf() syscall): the kernel detaches a link
 when its last file descriptor closes, so a crashed or `kill -9`ed sniffer leaves nothing behind. bcc
 0.26's `attach_func` makes a legacy attachment that would outlive the process.
+bcc compiles and loads the program in a short-lived child (sniffer/probe_loader.py); this process keeps
+only the program and map descriptors and polls the ring buffer with libbpf (sniffer/libbpf.py), so the
+compiler is never mapped here.
 
 Keep EVENT_FORMAT aligned with `struct dns_event` in bpf/dns_reply.bpf.c.
-This is an adapter: it alone touches BPF. bcc is imported lazily so that the data types here can be
-used (tests, parsing) on machines without bcc.
+This is an adapter: it alone touches BPF. Nothing here imports bcc, so the data types can be used
+(tests, parsing) on machines without it.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
 import os
-import platform
 import socket
 import struct
 import time
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import Any
 
-from sniffer.cgroups import find_cgroup2_root
 from netmapper_api.loss import LossSource
+from sniffer import libbpf
+from sniffer.cgroups import find_cgroup2_root
+from sniffer.probe_loader import LoadedObjects, load_programs
 from sniffer.records import DnsPacket, IPAddress, ProbeLoss
 
 log = logging.getLogger(__name__)
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "dns_reply.bpf.c"
-KERNEL_SOURCE = "/usr/src/netmapper-kernel-src"
+PROGRAM = "dns_reply_ingress"
 
 # struct dns_event: cgroup_id, ts_raw, saddr[16], daddr[16], sport, dport, payload_len, captured_len,
 # family, protocol, flags, _pad[5], payload[512]
@@ -43,30 +46,11 @@ EVENT_OFFSETS: dict[str, int] = {
     "payload_len": 52, "captured_len": 54, "family": 56, "protocol": 57, "flags": 58, "payload": 64,
 }
 MAX_PAYLOAD = 512
+# 4 MiB: ~7,000 replies of slack between two reads (the reader wakes on each record). It is kernel
+# memory charged to the sniffer's cgroup, and mapped twice into it (the data area is mapped back to
+# back so records can wrap), so 16 MiB cost 32 MiB of RSS for bursts nobody sees.
+DEFAULT_RINGBUF_PAGES = 1024
 FLAG_TRUNCATED = 1
-
-# bpf(2) constants (include/uapi/linux/bpf.h).
-_BPF_LINK_CREATE = 28
-_BPF_CGROUP_INET_INGRESS = 0
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
-
-
-def bpf_link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
-    """BPF_LINK_CREATE through the raw bpf() syscall; returns the link fd (closing it detaches)."""
-    nr = _SYS_BPF.get(platform.machine())
-    if nr is None:
-        raise RuntimeError(f"bpf() syscall number unknown for {platform.machine()}")
-    # union bpf_attr.link_create: prog_fd, target_fd, attach_type, flags, then zeroed unions. The kernel
-    # requires every byte it does not know to be zero, which a zero-initialised buffer guarantees.
-    attr = (ctypes.c_uint32 * 16)(prog_fd, target_fd, attach_type, 0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_int(_BPF_LINK_CREATE), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"BPF_LINK_CREATE failed: {os.strerror(err)}")
-    return int(fd)
-
 
 def _addr(family: int, raw: bytes) -> IPAddress:
     return IPv4Address(raw[:4]) if family == socket.AF_INET else IPv6Address(raw)
@@ -103,18 +87,20 @@ class DnsProbe:
     buffer was full, `take_loss()` the increase since the previous call as a ProbeLoss.
     """
 
-    def __init__(self, *, cgroup_root: str | None = None, ringbuf_pages: int = 4096,
+    def __init__(self, *, cgroup_root: str | None = None, ringbuf_pages: int = DEFAULT_RINGBUF_PAGES,
                  source: Path = BPF_SOURCE) -> None:
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
             raise ValueError("ringbuf_pages must be a power of two")
         self._cgroup_root = cgroup_root
         self._ringbuf_pages = ringbuf_pages
         self._source = source
-        self._bpf: Any = None
+        self._objects: LoadedObjects | None = None
+        self._ring: libbpf.RingBuffer | None = None
         self._link_fd: int | None = None
         self._pending: list[DnsPacket] = []
         self._mono_to_wall = 0.0
         self._lost_reported = 0
+        self._ncpus = 0
         self.decode_errors = 0  # records user space could not decode (should stay 0)
 
     def __enter__(self) -> DnsProbe:
@@ -131,18 +117,14 @@ class DnsProbe:
         return self._cgroup_root
 
     def start(self) -> None:
-        if os.path.isdir(KERNEL_SOURCE):
-            os.environ.setdefault("BCC_KERNEL_SOURCE", KERNEL_SOURCE)
-        from bcc import BPF  # lazy: only the adapter needs bcc
-
-        text = self._source.read_text(encoding="utf-8")
-        self._bpf = BPF(text=text.encode(), cflags=[f"-DDNS_RINGBUF_PAGES={self._ringbuf_pages}"])
+        self._objects = load_programs(source=self._source, cflags=[f"-DDNS_RINGBUF_PAGES={self._ringbuf_pages}"],
+                                      programs={PROGRAM: "cgroup_skb"}, maps=["dns_events", "dns_lost"])
         try:
-            fn = self._bpf.load_func(b"dns_reply_ingress", BPF.CGROUP_SKB)
-            self._bpf[b"dns_events"].open_ring_buffer(self._on_event)
+            self._ncpus = libbpf.possible_cpus()
+            self._ring = libbpf.RingBuffer(self._objects.maps["dns_events"], self._on_record)
             cg_fd = os.open(self.cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                self._link_fd = bpf_link_create(fn.fd, cg_fd, _BPF_CGROUP_INET_INGRESS)
+                self._link_fd = libbpf.cgroup_link_create(self._objects.programs[PROGRAM], cg_fd, libbpf.BPF_CGROUP_INET_INGRESS)
             finally:
                 os.close(cg_fd)
         except BaseException:
@@ -157,32 +139,35 @@ class DnsProbe:
         if self._link_fd is not None:
             os.close(self._link_fd)  # last fd of the link: the kernel detaches the program
             self._link_fd = None
-        if self._bpf is not None:
-            self._bpf.cleanup()
-            self._bpf = None
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        if self._objects is not None:
+            self._objects.close()
+            self._objects = None
 
-    def _on_event(self, _ctx: Any, data: Any, size: int) -> None:
-        # Called by libbpf from inside ring_buffer_poll(); exceptions must not escape into ctypes.
+    def _on_record(self, data: bytes) -> None:
         try:
-            self._pending.append(decode_event(ctypes.string_at(data, size), mono_to_wall=self._mono_to_wall))
-        except Exception:  # noqa: BLE001 - a bad record is counted, never fatal
+            self._pending.append(decode_event(data, mono_to_wall=self._mono_to_wall))
+        except ValueError:  # a bad record is counted, never fatal
             self.decode_errors += 1
 
     def poll(self, timeout_ms: int = 100) -> list[DnsPacket]:
         """Wait up to timeout_ms for records, then return everything that is in the ring buffer."""
-        if self._bpf is None:
+        if self._ring is None:
             raise RuntimeError("DnsProbe is not started")
-        self._bpf.ring_buffer_poll(timeout_ms)
-        self._bpf.ring_buffer_consume()  # records that arrived while the callbacks ran
+        self._ring.poll(timeout_ms)
+        self._ring.consume()  # records that arrived while the callbacks ran
         out, self._pending = self._pending, []
         return out
 
     def lost_total(self) -> int:
         """Records dropped in the kernel because the ring buffer was full, since start."""
-        if self._bpf is None:
+        if self._objects is None:
             return 0
-        values = self._bpf[b"dns_lost"][ctypes.c_int(0)]
-        return int(sum(int(v) for v in values))
+        values = (ctypes.c_uint64 * self._ncpus)()
+        libbpf.lookup(self._objects.maps["dns_lost"], ctypes.c_uint32(0), values)
+        return int(sum(values))
 
     def take_loss(self) -> ProbeLoss | None:
         """Loss since the previous call, or None when nothing was lost."""

@@ -42,7 +42,3 @@ def service_workloads(service: Obj, pods: PodsByName, endpoint_slices: Iterable[
                 if target.get("kind") == "Pod" and pod is not None:
                     found.add(pod.workload)
     return sorted(found)
-
-
-def is_cluster_dns(service: Obj) -> bool:
-    return ((service.get("metadata") or {}).get("labels") or {}).get("k8s-app") == "kube-dns"

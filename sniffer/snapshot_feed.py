@@ -3,10 +3,20 @@
 Accepts a `kind: List` (or any `*List`) document, multi-document YAML, or a mix. Objects of kinds the
 index does not use are ignored. A bad file is reported with the file name and the reason; nothing is
 half-loaded.
+
+The sniffer reads its snapshot in a child process (`SnapshotFeed(..., node=...)`): parsing a 10k-pod
+file makes hundreds of MiB of short-lived Python objects, and the interpreter keeps most of that heap
+mapped afterwards (the few objects the index keeps pin the arenas). The child parses and checks the
+file and streams back one compact JSON object per line, pods of other nodes slimmed to what the
+resolver needs; the parent indexes each line as it arrives, so it never holds the whole cluster twice.
 """
 from __future__ import annotations
 
+import datetime
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +27,9 @@ import yaml
 from sniffer.cluster import ClusterIndex
 
 log = logging.getLogger(__name__)
+
+
+SHARED_STR_MAX = 32  # values this short are likely repeated (kinds, namespaces, labels): interned
 
 
 class SnapshotError(ValueError):
@@ -53,26 +66,92 @@ def read_snapshot(path: Path) -> list[Mapping[str, Any]]:
         text = path.read_text()
     except OSError as e:
         raise SnapshotError(f"{path}: cannot read snapshot: {e.strerror or e}") from e
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        raise SnapshotError(f"{path}: not valid YAML: {e}") from e
+    docs: list[Any] | None = None
+    if text.lstrip()[:1] in ("{", "["):  # `kubectl get -o json`: JSON is YAML, but json parses it 50x faster
+        try:
+            docs = [json.loads(text)]
+        except ValueError:
+            docs = None  # not plain JSON after all: YAML says what is wrong
+    if docs is None:
+        try:
+            # libyaml's parser when PyYAML has it
+            docs = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        except yaml.YAMLError as e:
+            raise SnapshotError(f"{path}: not valid YAML: {e}") from e
     objs: list[Mapping[str, Any]] = []
     for n, doc in enumerate(docs):
         objs.extend(_objects(doc, f"{path} document {n}"))
     return objs
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime.datetime | datetime.date):  # YAML timestamps
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def shaped_for_node(objs: list[Mapping[str, Any]], node: str) -> list[Mapping[str, Any]]:
+    """What the live feed would keep: pods of other nodes slimmed, owners (ReplicaSets, Deployments,
+    ...) metadata only, everything else as it is."""
+    from sniffer.kube_shape import node_of, slim_pod  # only the child needs it (and its kubernetes import)
+    from sniffer.owners import OWNER_KINDS
+
+    out: list[Mapping[str, Any]] = []
+    for o in objs:
+        kind = o.get("kind")
+        if kind == "Pod" and node_of(o) != node:
+            o = slim_pod(dict(o))
+        elif kind in OWNER_KINDS:
+            meta = {k: v for k, v in (o.get("metadata") or {}).items() if k != "managedFields"}
+            o = {"apiVersion": o.get("apiVersion"), "kind": kind, "metadata": meta}
+        out.append(o)
+    return out
+
+
+def load_snapshot_in_child(path: Path, node: str, index: ClusterIndex, *, timeout: float = 600.0) -> None:
+    """read_snapshot + shaped_for_node in a child process, indexed line by line as it streams in.
+
+    The child checks the whole file before it writes anything, so a bad file loads nothing.
+    """
+    with subprocess.Popen([sys.executable, "-m", "sniffer.snapshot_feed", str(path), node],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        if first:
+            decode = json.JSONDecoder(object_pairs_hook=_interned).decode
+            index.load((decode(line.decode()) for line in _chain_first(first, proc.stdout)), at=0.0)
+        err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        if proc.wait(timeout=timeout) != 0:
+            raise SnapshotError(err[-1] if err else f"{path}: snapshot reader exited with {proc.returncode}")
+
+
+def _interned(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Objects the index keeps share their keys and short values ("metadata", "apps/v1", namespace
+    and label names): a line decoded on its own would give each object its own copies (~1 KiB per object)."""
+    return {sys.intern(k): sys.intern(v) if isinstance(v, str) and len(v) <= SHARED_STR_MAX else v for k, v in pairs}
+
+
+def _chain_first(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
 @dataclass
 class SnapshotFeed:
-    """IdentityFeed over a snapshot file. Objects are valid from the beginning of time."""
+    """IdentityFeed over a snapshot file. Objects are valid from the beginning of time.
+
+    node: when set, the file is read in a child process and pods of other nodes are slimmed.
+    """
 
     path: Path
+    node: str | None = None
     _loaded: bool = field(default=False, init=False)
 
     def start(self, index: ClusterIndex) -> None:
-        objs = read_snapshot(self.path)
-        index.load(objs, at=0.0)
+        if self.node is None:
+            index.load(read_snapshot(self.path), at=0.0)
+        else:
+            load_snapshot_in_child(self.path, self.node, index)
         self._loaded = True
         log.info("snapshot %s: %s", self.path, index.counts())
 
@@ -90,3 +169,21 @@ def load_index(path: Path, **index_options: Any) -> ClusterIndex:
     return index
 
 
+
+
+def _child_main(argv: list[str]) -> int:
+    """`python -m sniffer.snapshot_feed FILE NODE`: the shaped objects on stdout, one JSON per line."""
+    try:
+        objs = shaped_for_node(read_snapshot(Path(argv[0])), argv[1])
+    except SnapshotError as e:
+        print(" ".join(str(e).split()), file=sys.stderr)  # one line: the parent reports the last one
+        return 2
+    out = sys.stdout
+    for o in objs:
+        out.write(json.dumps(o, separators=(",", ":"), default=_json_default))
+        out.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -6,9 +6,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from netmapper.cli import demo, edges, export, mapper_serve, reset, sniffer_run
+from netmapper.cli import demo, diff, edges, export, mapper_serve, reset, sniffer_run, visualize
 from netmapper.cli.common import CliError
 from netmapper.client import MapperError
+
+log = logging.getLogger("netmapper")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     mapper_serve.add_parser(mapper)
     sniffer = sub.add_parser("sniffer", help="the node agent").add_subparsers(dest="sniffer_cmd", required=True)
     sniffer_run.add_parser(sniffer)
-    for module in (edges, export, reset, demo):
+    for module in (edges, export, diff, visualize, reset, demo):
         module.add_parser(sub)
     return parser
 
@@ -32,10 +34,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (CliError, MapperError) as e:
-        print(f"netmapper {args.command}: {e}", file=sys.stderr)
+        print(f"netmapper {args.command}: {one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - the CLI never prints a traceback; -vv logs it
+        log.debug("netmapper %s failed", args.command, exc_info=True)
+        print(f"netmapper {args.command}: {one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def one_line(e: BaseException) -> str:
+    """The error as one line: what failed and why, without the traceback."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """`netmapper sniffer run`: the node agent. Needs root (or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN,
-CAP_SYS_ADMIN for tracefs/cgroup attach) to load its eBPF programs."""
+CAP_SYS_ADMIN on kernels without CAP_BPF) to load its eBPF programs."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--cluster-cidr", action="append", default=None, metavar="CIDR",
                    help="pod/service/node ranges; other addresses are internet (default: private ranges)")
     p.add_argument("--dns-server", action="append", default=[], metavar="IP",
-                   help="also trust DNS replies from IP (node-local DNS); kube-dns is trusted already")
+                   help="also trust DNS replies from IP: a DNS the sniffer does not recognise (kube-dns, CoreDNS from "
+                        "Helm, OpenShift dns-default and NodeLocal DNSCache are recognised; see README)")
     p.add_argument("--dns-trust-all", action="store_true",
                    help="trust DNS replies from any server (a host without cluster DNS); unsafe in a cluster")
     p.add_argument("--no-dns", action="store_true", help="do not capture DNS replies (no names on edges)")
@@ -50,7 +51,7 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
     if args.snapshot is not None:
         from sniffer.snapshot_feed import SnapshotFeed
 
-        return SnapshotFeed(args.snapshot), 0.0
+        return SnapshotFeed(args.snapshot, node=args.node), 0.0
     from sniffer.kube_feed import KubeFeed
 
     if args.kubeconfig is not None:

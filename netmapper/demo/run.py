@@ -22,6 +22,7 @@ from netmapper.client import MapperError, filters_from, list_edges
 from netmapper.demo import scenario
 from netmapper.demo.lab import build_lab
 from netmapper.demo.netns import NetLab
+from netmapper.demo.shadow import shadow_act
 from netmapper.edge_table import render_table
 from netmapper.intents.export import ExportOptions, export_intents
 from netmapper.intents.output import write_intents
@@ -147,6 +148,7 @@ def main(output: Path) -> int:
     if os.geteuid() != 0:
         print("netmapper demo: must run as root (network namespaces, eBPF); try `sudo make demo`", file=sys.stderr)
         return 1
+    started = time.monotonic()
     result = run_demo(output)
     demo_edges = [e for e in result.edges
                   if e.client.workload.namespace in scenario.NAMESPACES]
@@ -160,6 +162,13 @@ def main(output: Path) -> int:
     if result.problems:
         print("MISMATCH against the simulated cluster:\n  " + "\n  ".join(result.problems), file=sys.stderr)
         return 1
-    print(f"ClientIntents match the simulated cluster exactly ({len(result.intents)} clients). "
-          f"Demo took {result.seconds:.1f}s.")
+    print(f"ClientIntents match the simulated cluster exactly ({len(result.intents)} clients).")
+    act = shadow_act(demo_edges, result.output.with_name("demo-map.svg"))
+    print(f"\nShadow mode: `netmapper diff --intents {scenario.INTENTS_DIR}` (declared intents in Git):\n")
+    print(act.report)
+    print(f"Map coloured by coverage (green covered, yellow uncovered, dashed grey unused): {act.picture}")
+    if act.problems:
+        print("MISMATCH against the shadow-mode scenario:\n  " + "\n  ".join(act.problems), file=sys.stderr)
+        return 1
+    print(f"Exactly one call would be blocked if enforced now. Demo took {time.monotonic() - started:.1f}s.")
     return 0

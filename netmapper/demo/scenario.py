@@ -76,3 +76,15 @@ def intents_match(docs: list[dict[str, object]]) -> list[str]:
         if got.get(key) != EXPECTED.get(key):
             problems.append(f"{key[0]}/{key[1]} ({key[2]}): expected {EXPECTED.get(key)}, got {got.get(key)}")
     return problems
+
+
+# The shadow-mode act: the declared intents bundled in intents/ (a team's GitOps folder) against the
+# traffic above. They cover every call but one (billing's invoicer has declared nothing yet) and keep one
+# stale declaration (frontend -> search).
+INTENTS_DIR = Path(__file__).with_name("intents")
+EXPECTED_UNCOVERED: list[tuple[str, str, dict[str, object], int]] = [
+    ("billing", "invoicer", {"kubernetes": {"name": "cart.shop", "kind": "Deployment"}}, 8080),
+]
+EXPECTED_UNUSED: list[tuple[str, str, dict[str, object]]] = [
+    ("shop", "frontend", {"kubernetes": {"name": "search"}}),
+]

@@ -94,6 +94,13 @@ def test_running_kernel_offsets_are_plausible() -> None:
     offsets = btf.connect_offsets(kernel)
     # Cross-check the dotted walk against the single-step lookups it is made of.
     assert btf.member_offset(kernel, "sock", "__sk_common") == 0
-    assert offsets.sock_net == btf.member_offset(kernel, "sock_common", "skc_net")
+    skc = dict(offsets.skc)
+    assert skc["NET"] == btf.member_offset(kernel, "sock_common", "skc_net")
+    assert skc["FAMILY"] == btf.member_offset(kernel, "sock_common", "skc_family")
+    # The one read of sock_common covers every field the program takes from it.
+    assert offsets.skc_span % 8 == 0 and offsets.skc_span >= skc["V6_RCV_SADDR"] + 16
+    assert offsets.sk_protocol == btf.member_offset(kernel, "sock", "sk_protocol")
+    assert btf.has_raw_tracepoint(kernel, "inet_sock_set_state")
+    assert not btf.has_raw_tracepoint(kernel, "no_such_tracepoint")
     assert offsets.net_ns_inum == btf.member_offset(kernel, "net", "ns") + btf.member_offset(kernel, "ns_common", "inum")
     assert btf.load() is kernel  # parsed once per process

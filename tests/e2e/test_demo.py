@@ -38,6 +38,13 @@ def test_demo_exports_exactly_the_designed_intents(require_bpf: None, tmp_path: 
         ("shop", "frontend"), ("shop", "cart"), ("billing", "invoicer")}  # inventory calls nothing
     assert ClientIntentsValidator().validate_all(docs) == []
     assert "shop/frontend (Deployment)  internet 198.51.100.10 (api.partner.example)" in run.stdout
+    # The last act: a diff against the bundled intents leaves exactly one call uncovered, and its picture.
+    shadow = run.stdout.split("Shadow mode:", 1)[1]
+    assert "UNCOVERED (observed, not declared: blocked when enforced): 1\n" in shadow
+    assert "billing/invoicer (CronJob)  cart.shop (Deployment)  8080" in shadow
+    assert "UNUSED (declared, not observed): 1\n" in shadow and "COVERED: 3\n" in shadow
+    svg = (tmp_path / "demo-map.svg").read_text()
+    assert "<title>wl/billing/invoicer&#45;&gt;wl/shop/cart</title>" in svg and 'stroke="gold"' in svg
     assert leftovers() == []
 
 

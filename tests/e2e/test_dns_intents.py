@@ -29,22 +29,22 @@ EXT4, EXT6 = "198.51.100.20", "fd00:248::1:20"  # outside the cluster CIDRs give
 KUBE_DNS = "10.96.0.10"
 
 
-def pod(name: str, ip: str, labels: str = "{}") -> str:
+def pod(name: str, ip: str, labels: str = "{}", namespace: str = "dns-test") -> str:
     return f"""
 - apiVersion: v1
   kind: Pod
-  metadata: {{name: {name}-0, namespace: dns-test, uid: u-{name}, labels: {labels},
+  metadata: {{name: {name}-0, namespace: {namespace}, uid: u-{name}, labels: {labels},
              ownerReferences: [{{apiVersion: apps/v1, kind: StatefulSet, name: {name}, controller: true}}]}}
   status: {{podIP: {ip}, podIPs: [{{ip: {ip}}}, {{ip: "fd00:248::{ip.rsplit('.', 1)[1]}"}}]}}"""
 
 
 SNAPSHOT = "apiVersion: v1\nkind: List\nitems:" + "".join([
     pod("a", "10.248.0.10"), pod("b", "10.248.0.11"), pod("c", "10.248.0.12"), pod("rogue", "10.248.0.13"),
-    pod("coredns", "10.248.0.53", "{k8s-app: kube-dns}"),
+    pod("coredns", "10.248.0.53", "{k8s-app: kube-dns}", namespace="kube-system"),
 ]) + f"""
 - apiVersion: v1
   kind: Service
-  metadata: {{name: kube-dns, namespace: dns-test, labels: {{k8s-app: kube-dns}}}}
+  metadata: {{name: kube-dns, namespace: kube-system, labels: {{k8s-app: kube-dns}}}}
   spec: {{clusterIP: {KUBE_DNS}, selector: {{k8s-app: kube-dns}}}}
 """
 
