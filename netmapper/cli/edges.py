@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from netmapper.cli.common import add_filter_flags, add_mapper_flag
+from netmapper.cli.common import add_filter_flags, add_mapper_flag, client_credentials
 from netmapper.client import filters_from, list_edges
 from netmapper.edge_table import render_table
 from netmapper_api.v1 import edge_pb2
@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    resp = list_edges(args.mapper, filters_from(args.namespaces))
+    resp = list_edges(args.mapper, filters_from(args.namespaces), creds=client_credentials(args))
     if args.format == "json":
         print(json.dumps([MessageToDict(e) for e in resp.edges], indent=2))
     else:

@@ -8,7 +8,7 @@ from typing import Any
 from netmapper.intents.crd import ClientIntentsValidator
 from netmapper.intents.export import ExportOptions, export_intents
 from netmapper.intents.output import render, write_intents
-from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag
+from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag, client_credentials
 from netmapper.client import list_edges
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     options = ExportOptions(namespaces=tuple(args.namespaces), server=args.server,
                             output_version=args.output_version, include_service_targets=args.service_targets,
                             exclude_services=tuple(args.exclude_services))
-    result = export_intents(list_edges(args.mapper).edges, options)
+    result = export_intents(list_edges(args.mapper, creds=client_credentials(args)).edges, options)
     validator = ClientIntentsValidator()
     for doc in result.documents:
         errors = validator.errors(doc)

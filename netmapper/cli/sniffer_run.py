@@ -13,6 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from netmapper.cli.common import CliError
+from netmapper_api.channel import CredentialError, add_credential_flags, credentials_from_args
 from sniffer.agent import Agent
 from sniffer.cgroups import CgroupPodMap
 from sniffer.cluster import ClusterIndex
@@ -43,6 +45,7 @@ def add_parser(sub: Any) -> None:
                    help="trust DNS replies from any server (a host without cluster DNS); unsafe in a cluster")
     p.add_argument("--no-dns", action="store_true", help="do not capture DNS replies (no names on edges)")
     p.add_argument("--ready-file", type=Path, help="touched once probes are attached (readiness)")
+    add_credential_flags(p)
     p.set_defaults(run=run)
 
 
@@ -65,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from sniffer.dns_probe import DnsProbe
     from sniffer.dns_watch import DnsWatcher
 
+    try:
+        credentials = credentials_from_args(args)  # bad files fail before anything is attached
+    except CredentialError as e:
+        raise CliError(str(e)) from e
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     names = DnsNameTable()  # written by the DNS watcher, read by the resolver
     resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS,
                         cgroup_pods=CgroupPodMap().pod_uid, dns_names=None if args.no_dns else names.names)
-    reporter = Reporter(args.mapper, args.node)
+    reporter = Reporter(args.mapper, args.node, credentials=credentials)
     reporter.start()
     try:
         with ConnectProbe(map_size=args.map_size) as probe, ExitStack() as dns:

@@ -85,6 +85,10 @@ class _LostSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LostSource
     """LOST_SOURCE_RING_BUFFER: the ring buffer to user space was full."""
     LOST_SOURCE_SNIFFER_QUEUE: _LostSource.ValueType  # 3
     """LOST_SOURCE_SNIFFER_QUEUE: the sniffer's outbound queue overflowed while the mapper was away."""
+    LOST_SOURCE_MAPPER_EVICTED: _LostSource.ValueType  # 5
+    """LOST_SOURCE_MAPPER_EVICTED: edges the mapper forgot (stalest first) because it held its maximum
+    number of edges; count is edges, not observations.
+    """
 
 class LostSource(_LostSource, metaclass=_LostSourceEnumTypeWrapper):
     """LostSource says where observations were lost."""
@@ -96,6 +100,10 @@ LOST_SOURCE_RING_BUFFER: LostSource.ValueType  # 2
 """LOST_SOURCE_RING_BUFFER: the ring buffer to user space was full."""
 LOST_SOURCE_SNIFFER_QUEUE: LostSource.ValueType  # 3
 """LOST_SOURCE_SNIFFER_QUEUE: the sniffer's outbound queue overflowed while the mapper was away."""
+LOST_SOURCE_MAPPER_EVICTED: LostSource.ValueType  # 5
+"""LOST_SOURCE_MAPPER_EVICTED: edges the mapper forgot (stalest first) because it held its maximum
+number of edges; count is edges, not observations.
+"""
 Global___LostSource: _TypeAlias = LostSource  # noqa: Y015
 
 @_typing.final

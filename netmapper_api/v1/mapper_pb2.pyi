@@ -29,10 +29,18 @@ class ReportEdgesRequest(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     EDGES_FIELD_NUMBER: _builtins.int
     LOST_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     """node: name of the node the sniffer runs on."""
     sequence: _builtins.int
-    """sequence: per-stream batch number, echoed in the acknowledgement."""
+    """Batch number, increasing per instance across streams (a resend keeps its number).
+    sequence: the batch number, echoed in the acknowledgement.
+    """
+    instance: _builtins.str
+    """One run of one sniffer (random at start); with sequence it names the batch, so the mapper merges a
+    resent batch once. Empty: no deduplication (at-least-once).
+    instance: the sniffer run that sent the batch.
+    """
     @_builtins.property
     def edges(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.Edge]:
         """edges: edges observed since the previous batch (already aggregated per key by the sniffer)."""
@@ -48,14 +56,41 @@ class ReportEdgesRequest(_message.Message):
         sequence: _builtins.int = ...,
         edges: _abc.Iterable[_edge_pb2.Edge] | None = ...,
         lost: _abc.Iterable[_edge_pb2.LostEvents] | None = ...,
+        instance: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "lost", b"lost", "node", b"node", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "instance", b"instance", "lost", b"lost", "node", b"node", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportEdgesRequest: _TypeAlias = ReportEdgesRequest  # noqa: Y015
+
+@_typing.final
+class EdgeRejection(_message.Message):
+    """EdgeRejection says why one edge of a batch was refused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """index: position of the edge in ReportEdgesRequest.edges."""
+    reason: _builtins.str
+    """reason: what was wrong, for the sniffer's log."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EdgeRejection: _TypeAlias = EdgeRejection  # noqa: Y015
 
 @_typing.final
 class ReportEdgesResponse(_message.Message):
@@ -67,6 +102,8 @@ class ReportEdgesResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """sequence: the batch acknowledged."""
     accepted: _builtins.int
@@ -75,6 +112,12 @@ class ReportEdgesResponse(_message.Message):
     """rejected: edges refused as invalid (with the first reason in error)."""
     error: _builtins.str
     """error: why edges were rejected, empty when none were."""
+    duplicate: _builtins.bool
+    """duplicate: the batch (instance, sequence) had been merged before; nothing was merged again."""
+    @_builtins.property
+    def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___EdgeRejection]:
+        """rejections: the refused edges with their reasons (at most the first 100 of a batch)."""
+
     def __init__(
         self,
         *,
@@ -82,10 +125,12 @@ class ReportEdgesResponse(_message.Message):
         accepted: _builtins.int = ...,
         rejected: _builtins.int = ...,
         error: _builtins.str = ...,
+        rejections: _abc.Iterable[Global___EdgeRejection] | None = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "error", b"error", "rejected", b"rejected", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicate", b"duplicate", "error", b"error", "rejected", b"rejected", "rejections", b"rejections", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -57,7 +57,9 @@ class MapperServicer:
     """
 
     def ReportEdges(self, request_iterator, context):
-        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it.
+        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+        (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+        acknowledgement is acknowledged again but merged once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

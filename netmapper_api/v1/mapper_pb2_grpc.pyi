@@ -34,7 +34,10 @@ class MapperStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MapperAsyncStub: ...
     ReportEdges: _grpc.StreamStreamMultiCallable[_mapper_pb2.ReportEdgesRequest, _mapper_pb2.ReportEdgesResponse]
-    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it."""
+    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+    (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+    acknowledgement is acknowledged again but merged once.
+    """
     ListEdges: _grpc.UnaryUnaryMultiCallable[_mapper_pb2.ListEdgesRequest, _mapper_pb2.ListEdgesResponse]
     """ListEdges: the current edges, optionally filtered."""
     ResetEdges: _grpc.UnaryUnaryMultiCallable[_mapper_pb2.ResetEdgesRequest, _mapper_pb2.ResetEdgesResponse]
@@ -46,7 +49,10 @@ class MapperAsyncStub(MapperStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReportEdges: _aio.StreamStreamMultiCallable[_mapper_pb2.ReportEdgesRequest, _mapper_pb2.ReportEdgesResponse]  # type: ignore[assignment]
-    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it."""
+    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+    (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+    acknowledgement is acknowledged again but merged once.
+    """
     ListEdges: _aio.UnaryUnaryMultiCallable[_mapper_pb2.ListEdgesRequest, _mapper_pb2.ListEdgesResponse]  # type: ignore[assignment]
     """ListEdges: the current edges, optionally filtered."""
     ResetEdges: _aio.UnaryUnaryMultiCallable[_mapper_pb2.ResetEdgesRequest, _mapper_pb2.ResetEdgesResponse]  # type: ignore[assignment]
@@ -61,7 +67,10 @@ class MapperServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_mapper_pb2.ReportEdgesRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_mapper_pb2.ReportEdgesResponse], _abc.AsyncIterator[_mapper_pb2.ReportEdgesResponse]]:
-        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it."""
+        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+        (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+        acknowledgement is acknowledged again but merged once.
+        """
 
     @_abc_1.abstractmethod
     def ListEdges(

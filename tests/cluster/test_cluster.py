@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from netmapper.client import list_edges
+from netmapper_api.channel import ClientCredentials
 
 from . import workloads as w
 from .conftest import ROOT, Cluster, KubectlError
@@ -67,10 +68,10 @@ def endpoint_key(e: dict[str, Any]) -> str:
     return f"{kind}/{e.get('ip', '')}"
 
 
-def edge_keys(addr: str) -> set[EdgeKey]:
+def edge_keys(addr: str, creds: ClientCredentials) -> set[EdgeKey]:
     from google.protobuf.json_format import MessageToDict
 
-    resp = list_edges(addr, timeout=10)
+    resp = list_edges(addr, timeout=10, creds=creds)
     out = set()
     for edge in resp.edges:
         d = MessageToDict(edge)
@@ -78,11 +79,11 @@ def edge_keys(addr: str) -> set[EdgeKey]:
     return out
 
 
-def _wait_for_edges(addr: str, wanted: set[EdgeKey], *, attempts: int) -> None:
+def _wait_for_edges(addr: str, creds: ClientCredentials, wanted: set[EdgeKey], *, attempts: int) -> None:
     missing = wanted
     have: set[EdgeKey] = set()
     for _ in range(attempts):
-        have = edge_keys(addr)
+        have = edge_keys(addr, creds)
         missing = wanted - have
         if not missing:
             return
@@ -97,6 +98,7 @@ def _wait_for_edges(addr: str, wanted: set[EdgeKey], *, attempts: int) -> None:
 class Scenario:
     cluster: Cluster
     mapper_addr: str
+    creds: ClientCredentials
     acknowledged_before_restart: set[EdgeKey] = field(default_factory=set)
     after_restart: set[EdgeKey] = field(default_factory=set)
     mapper_pods: tuple[str, str] = ("", "")
@@ -187,21 +189,28 @@ def _reuse_ip(c: Cluster, ip: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def scenario(cluster: Cluster, outside_server: str) -> Scenario:
+def scenario(cluster: Cluster, outside_server: str, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     c = cluster
     _remove_leftovers(c)
     # The outside name, as a cluster DNS would know it from upstream.
     c.kubectl("-n", "kube-system", "patch", "configmap", "cluster-dns-hosts", "--type=merge",
               "-p", json.dumps({"data": {"hosts": f"{w.OUTSIDE_IP} {w.OUTSIDE_NAME}\n"}}))
 
-    # netmapper the way a user installs it. `apply -k` with the machine's kubectl (1.32): the kustomize inside
-    # kubectl 1.20 (v2.0.3) predates the `patches` field deploy/ uses; apply itself is the same.
+    # netmapper the way a user installs it: its Secrets (CA, mapper certificate, tokens) from the project's script.
+    secrets = tmp_path_factory.mktemp("secrets")
+    subprocess.run(["bash", str(ROOT / "scripts" / "deploy-secrets.sh"), str(secrets)], check=True, capture_output=True)
+    # `apply -k` with the machine's kubectl (1.32): the kustomize inside kubectl 1.20 (v2.0.3) predates the
+    # `patches` field deploy/ uses; apply itself is the same.
     subprocess.run(["kubectl", "--kubeconfig", str(c.kubeconfig), "apply", "-k", str(OVERLAY)],
                    check=True, capture_output=True, text=True)
+    c.kubectl("apply", "-f", str(secrets / "secrets.yaml"))
     _rollout(c, "netmapper", "deployment/mapper")
     _rollout(c, "netmapper", "daemonset/sniffer")
     mapper_ip = c.get("service", "-n", "netmapper", "mapper")["spec"]["clusterIP"]
-    s = Scenario(cluster=c, mapper_addr=f"{mapper_ip}:9090")  # the Service, from the node (kube-proxy's rules)
+    # The Service, from the node (kube-proxy's rules), as a reader; the certificate names the Service's DNS name.
+    creds = ClientCredentials(token_file=secrets / "reader.token", ca=secrets / "ca.crt",
+                              server_name="mapper.netmapper.svc")
+    s = Scenario(cluster=c, mapper_addr=f"{mapper_ip}:9090", creds=creds)
 
     c.apply(w.manifest(w.scenario()))
     for ns, obj in (("shop", "deployment/cart"), ("shop", "statefulset/redis"), ("shop", "deployment/frontend"),
@@ -222,27 +231,30 @@ def scenario(cluster: Cluster, outside_server: str) -> Scenario:
         ("Deployment/edge/prober", "Deployment/shop/old-api", 8080),
     }
     # The CronJob's first Job starts at the next full minute: up to ~90 s of polling (bounded attempts).
-    _wait_for_edges(s.mapper_addr, wanted, attempts=75)
+    _wait_for_edges(s.mapper_addr, s.creds, wanted, attempts=75)
 
     # Delete the mapper pod while traffic goes on: the new pod (same PVC) must serve what the old one acknowledged.
     old_mapper = _pod(c, "netmapper", "app.kubernetes.io/component=mapper")
-    s.acknowledged_before_restart = edge_keys(s.mapper_addr)
+    s.acknowledged_before_restart = edge_keys(s.mapper_addr, s.creds)
     c.kubectl("-n", "netmapper", "delete", "pod", old_mapper["metadata"]["name"], "--wait=true")
     _rollout(c, "netmapper", "deployment/mapper")
     new_mapper = wait_until("a new ready mapper pod",
                             lambda: (p := _pod(c, "netmapper", "app.kubernetes.io/component=mapper")) and _pod_ready(p) and p,
                             attempts=60)
     s.mapper_pods = (old_mapper["metadata"]["name"], new_mapper["metadata"]["name"])
-    s.after_restart = edge_keys(s.mapper_addr)
+    s.after_restart = edge_keys(s.mapper_addr, s.creds)
 
     # A pod deleted and its IP given to a pod of another workload; the prober calls the same IP again.
     s.reused_ip = old_ip
     _reuse_ip(c, old_ip)
     _prober_call(c, old_ip)
-    _wait_for_edges(s.mapper_addr, {("Deployment/edge/prober", "Deployment/billing/new-api", 8080)}, attempts=30)
+    _wait_for_edges(s.mapper_addr, s.creds, {("Deployment/edge/prober", "Deployment/billing/new-api", 8080)},
+                    attempts=30)
 
     # `netmapper export` through the mapper's Service.
-    proc = subprocess.run([NETMAPPER, "export", "--mapper", s.mapper_addr, "--format", "json"],
+    proc = subprocess.run([NETMAPPER, "export", "--mapper", s.mapper_addr, "--format", "json",
+                           "--ca", str(secrets / "ca.crt"), "--token-file", str(secrets / "reader.token"),
+                           "--tls-server-name", "mapper.netmapper.svc"],
                           capture_output=True, text=True, check=True)
     s.export_docs = json.loads(proc.stdout) if proc.stdout.strip() else []
     if isinstance(s.export_docs, dict):

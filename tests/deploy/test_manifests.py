@@ -70,4 +70,23 @@ def test_mapper_store_survives_rescheduling(render: Render) -> None:
     (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
     claim = by_kind(docs, "PersistentVolumeClaim")
     assert data == {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
-    assert "--db" in spec["containers"][0]["args"]
+    assert any(a.startswith("--db") for a in spec["containers"][0]["args"])
+
+
+def test_mapper_and_sniffer_use_tls_and_tokens_from_mounted_secrets(render: Render) -> None:
+    from netmapper.cli.main import build_parser
+
+    docs = render("base")
+    for kind, component in (("Deployment", "mapper"), ("DaemonSet", "sniffer")):
+        spec = by_kind(docs, kind)["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        args = build_parser().parse_args(container["args"])  # the real CLI accepts them
+        files = [args.token_file, *((args.tls_cert, args.tls_key) if component == "mapper" else (args.ca,))]
+        assert all(files), component
+        secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        for f in files:
+            assert mounts[str(Path(f).parent)] in secrets, f  # every credential file comes from a Secret
+    mapper = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    probe_port = mapper["readinessProbe"]["grpc"]["port"]
+    assert build_parser().parse_args(mapper["args"]).health_listen.endswith(f":{probe_port}")
