@@ -448,7 +448,6 @@ cmd_stop() {
     local d
     for d in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver; do stop_pid "$d"; done
     # Whatever pod is left (a kubelet that died early): stop it through containerd so CNI DEL still runs.
-    if alive containerd && command -v crictl >/dev/null; then :; fi
     if alive containerd; then
         local c
         for c in $(ctr --address "$CTR_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
