@@ -34,7 +34,7 @@ def by_kind(docs: list[dict], kind: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot", "overlays/postgres"])
+@pytest.mark.parametrize("overlay", ["base", "overlays/snapshot", "overlays/local-cluster", "overlays/postgres"])
 def test_manifests_render(overlay: str, render: Render) -> None:
     kinds = sorted(d["kind"] for d in render(overlay))
     assert {"DaemonSet", "Deployment", "Service", "ClusterRole", "ServiceAccount"} <= set(kinds)
@@ -74,6 +74,7 @@ def test_postgres_overlay_runs_two_stateless_replicas_on_a_database_secret(rende
     assert not any(a.startswith("--db") for a in container["args"])
     assert "data" not in {v["name"] for v in pod["volumes"]} | {m["name"] for m in container["volumeMounts"]}
     assert {"tls", "tokens"} <= {v["name"] for v in pod["volumes"]}  # the base's credentials stay
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]  # no local state to claim
     (db,) = [e for e in container["env"] if e["name"] == "NETMAPPER_DB"]
     assert db == {"name": "NETMAPPER_DB", "valueFrom": {"secretKeyRef": {"name": "netmapper-postgres", "key": "url"}}}
     assert "--metrics-listen=0.0.0.0:9092" in container["args"]
@@ -84,6 +85,20 @@ def test_postgres_overlay_runs_two_stateless_replicas_on_a_database_secret(rende
     assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
     assert pod["automountServiceAccountToken"] is False  # still no API access, still unprivileged
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_mapper_store_survives_rescheduling(render: Render) -> None:
+    """The SQLite store is on a PersistentVolumeClaim: an emptyDir would forget the whole map with the pod."""
+    docs = render("base")
+    spec = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
+    claim = by_kind(docs, "PersistentVolumeClaim")
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    container = spec["containers"][0]
+    env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    db = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--db=")] or [env.get("NETMAPPER_DB", "")]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert db[0].startswith(mounts["data"] + "/")  # the SQLite file is on the claimed volume
 
 
 def test_mapper_and_sniffer_use_tls_and_tokens_from_mounted_secrets(render: Render) -> None:
