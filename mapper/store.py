@@ -45,6 +45,7 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
+from mapper.edge_view import EdgeView, edge_views
 from mapper.filters import compile_filters, selects
 from mapper.paging import decode_page_token, encode_page_token
 from mapper.persistence import (
@@ -143,7 +144,20 @@ class EdgeStore:
         `batch` (instance, sequence) makes the merge exactly-once: a sequence at or below the instance's
         last merged one is a resend (duplicate=True, nothing merged). `raw`, the serialized request, is
         journaled when the store has a file: wait for result.position with wait_durable() before
-        acknowledging. `now_ns` is the mapper clock the time window is checked against (replay)."""
+        acknowledging. `now_ns` is the mapper clock the time window is checked against (replay).
+        The edges are read from `raw` when given (it must be the request holding `edges`), see edge_view.py."""
+        views = None
+        if raw is not None:
+            try:
+                views = edge_views(raw)
+            except DecodeError:
+                views = None
+        return self._merge(edges, views, node, batch, raw, now_ns)
+
+    def _merge(self, edges: Sequence[edge_pb2.Edge], views: Sequence[EdgeView] | None, node: str,
+               batch: BatchId | None, raw: bytes | None, now_ns: int | None) -> MergeResult:
+        if views is None or len(views) != len(edges):
+            views = edge_views(mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString())
         now = time.time_ns() if now_ns is None else now_ns
         limits = self.limits
         bad_node = check_node_name(node)
@@ -173,7 +187,7 @@ class EdgeStore:
             records = self._records
             dirty = self._dirty
             version = self._version
-            for index, e in enumerate(edges):
+            for index, e in enumerate(views):
                 port = e.port
                 protocol = e.protocol
                 fs = e.first_seen
@@ -190,21 +204,20 @@ class EdgeStore:
                         or last < first or first < lo or last > hi or index >= max_edges):
                     rejected += 1
                     reason = (f"batch holds more than {max_edges} edges" if index >= max_edges
-                              else check_numbers(e, first, last, lo, hi, limits))
+                              else check_numbers(edges[index], first, last, lo, hi, limits))
                     error = error or reason
                     if len(rejections) < MAX_REJECTIONS:
                         rejections.append((index, reason))
                     continue
-                client = e.client
-                server = e.server
-                cb = client.SerializeToString()
-                sb = server.SerializeToString()
+                # Wire bytes of the endpoints (edge_view.py): no Endpoint message is built on a hit.
+                cb = e.client
+                sb = e.server
                 c = endpoints.get(cb)
                 s = endpoints.get(sb)
                 if c is None or s is None:
                     try:
-                        c = self._resolve(client, cb, "client")
-                        s = self._resolve(server, sb, "server")
+                        c = self._resolve(cb, "client")
+                        s = self._resolve(sb, "server")
                     except InvalidEdge as exc:
                         rejected += 1
                         error = error or str(exc)
@@ -215,7 +228,7 @@ class EdgeStore:
                 rec = records.get(key)
                 if rec is None:
                     rec = self._insert(key, c[1], s[1], first, last)
-                    new_edges.append(e)
+                    new_edges.append(edges[index])
                 else:
                     # Attributes objects are interned per serialized endpoint, so "merged lately" is an
                     # identity test (the tuple scan stays in C); anything else is merged (idempotent).
@@ -279,7 +292,7 @@ class EdgeStore:
             return True
         return self._committer.wait_durable(result.position, timeout)
 
-    def _resolve(self, ep: edge_pb2.Endpoint, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
+    def _resolve(self, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
         """Identity and attributes of a serialized endpoint, cached by its bytes. Caller holds _lock.
 
         Sniffers re-send byte-identical endpoints every interval, so after the first report of an
@@ -288,6 +301,10 @@ class EdgeStore:
         if hit is None:
             if not raw:
                 raise InvalidEdge(f"edge has no {side}")
+            try:
+                ep = edge_pb2.Endpoint.FromString(raw)
+            except DecodeError:
+                raise InvalidEdge(f"{side} is not a valid Endpoint message") from None
             identity = keys.endpoint_identity(ep, side)
             check_endpoint(ep, side, self.limits)
             if len(self._endpoints) >= _ENDPOINT_CACHE_MAX:
@@ -509,7 +526,7 @@ class EdgeStore:
                 continue
             batch = (req.instance, req.sequence) if req.instance else None
             self._position = position - 1  # the merge numbers it as it was numbered when journaled
-            self.merge(req.edges, req.node, batch=batch, now_ns=received)
+            self._merge(req.edges, edge_views(raw), req.node, batch, None, received)
             self._position = max(self._position, position)
             replayed += 1
         log.info("store %s: loaded %d edges (%d unreadable rows skipped), replayed %d journaled batches",

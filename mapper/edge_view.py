@@ -1,0 +1,79 @@
+"""A read-only view of a ReportEdgesRequest's edges for the store's hot path: endpoints as wire bytes.
+
+The view is a second protobuf schema for the same wire format (field numbers and wire types of
+edge.proto's Edge, with `client` and `server` declared as bytes). Parsing a batch with it hands the
+merge each endpoint's serialized bytes straight from the wire, so the store keys its endpoint cache
+by them without building an Endpoint message and serializing it again (two of the largest per-edge
+costs). Endpoints are only parsed as messages when their bytes were not seen before.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+_PACKAGE = "netmapper_ingest_view"
+
+
+class TimeView(Protocol):
+    seconds: int
+    nanos: int
+
+
+class EdgeView(Protocol):
+    """edge.proto Edge fields 1-7, endpoints as their serialized bytes."""
+
+    client: bytes
+    server: bytes
+    port: int
+    protocol: int
+    first_seen: TimeView
+    last_seen: TimeView
+    count: int
+
+
+class _ReportView(Protocol):
+    edges: Sequence[EdgeView]
+
+
+class _ReportViewClass(Protocol):
+    def FromString(self, raw: bytes) -> _ReportView: ...  # noqa: N802 - protobuf's name
+
+
+def _build() -> _ReportViewClass:
+    fd = descriptor_pb2.FileDescriptorProto(name=f"{_PACKAGE}.proto", package=_PACKAGE, syntax="proto3")
+    field = descriptor_pb2.FieldDescriptorProto
+
+    def add(msg: descriptor_pb2.DescriptorProto, name: str, number: int, kind: int, type_name: str = "",
+            repeated: bool = False) -> None:
+        f = msg.field.add(name=name, number=number, type=kind,  # type: ignore[arg-type]
+                          label=field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL)
+        if type_name:
+            f.type_name = f".{_PACKAGE}.{type_name}"
+
+    ts = fd.message_type.add(name="TimeView")  # google.protobuf.Timestamp's wire format
+    add(ts, "seconds", 1, field.TYPE_INT64)
+    add(ts, "nanos", 2, field.TYPE_INT32)
+    edge = fd.message_type.add(name="EdgeView")
+    add(edge, "client", 1, field.TYPE_BYTES)
+    add(edge, "server", 2, field.TYPE_BYTES)
+    add(edge, "port", 3, field.TYPE_UINT32)
+    add(edge, "protocol", 4, field.TYPE_INT32)  # an enum on the wire is an int32
+    add(edge, "first_seen", 5, field.TYPE_MESSAGE, "TimeView")
+    add(edge, "last_seen", 6, field.TYPE_MESSAGE, "TimeView")
+    add(edge, "count", 7, field.TYPE_UINT64)
+    # Other Edge fields (reporting_nodes) and other request fields are unknown fields here: skipped.
+    report = fd.message_type.add(name="ReportView")
+    add(report, "edges", 3, field.TYPE_MESSAGE, "EdgeView", repeated=True)  # ReportEdgesRequest.edges
+    pool = descriptor_pool.DescriptorPool()  # private: nothing else sees these names
+    pool.Add(fd)
+    return cast(_ReportViewClass, message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.ReportView")))
+
+
+_REPORT_VIEW = _build()
+
+
+def edge_views(raw_request: bytes) -> Sequence[EdgeView]:
+    """The edges of a serialized ReportEdgesRequest as views. Raises DecodeError like FromString."""
+    return _REPORT_VIEW.FromString(raw_request).edges
