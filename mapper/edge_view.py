@@ -47,7 +47,7 @@ def _build() -> _ReportViewClass:
 
     def add(msg: descriptor_pb2.DescriptorProto, name: str, number: int, kind: int, type_name: str = "",
             repeated: bool = False) -> None:
-        f = msg.field.add(name=name, number=number, type=kind,  # type: ignore[arg-type]
+        f = msg.field.add(name=name, number=number, type=kind,
                           label=field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL)
         if type_name:
             f.type_name = f".{_PACKAGE}.{type_name}"
