@@ -5,6 +5,10 @@ edge.proto's Edge, with `client` and `server` declared as bytes). Parsing a batc
 merge each endpoint's serialized bytes straight from the wire, so the store keys its endpoint cache
 by them without building an Endpoint message and serializing it again (two of the largest per-edge
 costs). Endpoints are only parsed as messages when their bytes were not seen before.
+
+One difference from a full parse: an endpoint sent as several occurrences of its field (legal
+protobuf that no encoder produces; a full parse merges them) is read as its last occurrence. The
+store then validates, stores and reports exactly that occurrence, so nothing unchecked gets in.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ class EdgeView(Protocol):
     first_seen: TimeView
     last_seen: TimeView
     count: int
+
+    def SerializeToString(self) -> bytes: ...  # noqa: N802 - protobuf's name
 
 
 class _ReportView(Protocol):

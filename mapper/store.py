@@ -11,8 +11,10 @@ edges come back with their reasons and change nothing.
 
 Hot path (merge), designed for hundreds of thousands of observations per second in CPython:
 - Sniffers re-report the same edges every interval with byte-identical endpoints, so the store caches
-  serialized endpoint -> (identity, attributes). A hit skips reading the endpoint's fields; only a
-  miss runs the validation in keys.py. Because the attribute merge is idempotent, each record also
+  serialized endpoint -> (identity, attributes). The batch is read through edge_view.py, which hands
+  over each endpoint's bytes as they came on the wire, so a hit builds no Endpoint message and
+  serializes nothing; only a miss parses the endpoint and runs the validation in keys.py and
+  validation.py. Records are indexed by their identities as strings (IndexKey), whose hashes are cached. Because the attribute merge is idempotent, each record also
   remembers the attributes it merged lately, and a report of one of those (the same pod again, or a
   replica on another node) skips attribute merging too.
 - Records are mutable slot objects updated in place under one lock; protos are built only when
@@ -236,7 +238,9 @@ class EdgeStore:
                 rec = records.get((c[2], s[2], port, protocol))
                 if rec is None:
                     rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last)
-                    new_edges.append(edges[index])
+                    # Built from the view: exactly the bytes validated (a field repeated on the wire merges
+                    # in a full parse, while the view keeps its last occurrence).
+                    new_edges.append(edge_pb2.Edge.FromString(e.SerializeToString()))
                 else:
                     # Attributes objects are interned per serialized endpoint, so "merged lately" is an
                     # identity test (the tuple scan stays in C); anything else is merged (idempotent).

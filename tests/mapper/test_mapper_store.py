@@ -240,3 +240,19 @@ def test_concurrent_merges_lose_nothing() -> None:
     assert len(listed) == len(distinct)
     assert sum(e.count for e in listed) == 8 * 25 * 200
     assert all(len(e.reporting_nodes) == 8 for e in listed)
+
+
+def test_endpoints_serialized_differently_on_the_wire_still_merge_into_one_edge() -> None:
+    # The store reads endpoints as their wire bytes (edge_view.py); bytes that differ, here by a field a
+    # newer sniffer might add, must still be the same endpoint and so the same edge, counted exactly.
+    store = EdgeStore()
+    plain = edge(workload("frontend"), workload("cart"), count=2)
+    newer = edge(edge_pb2.Endpoint.FromString(workload("frontend").SerializeToString() + b"\xf8\x07\x01"),
+                 workload("cart"), count=3)
+    assert newer.client.SerializeToString() != plain.client.SerializeToString()
+    for e, node_name in ((plain, "node-a"), (newer, "node-b"), (plain, "node-a")):
+        req = mapper_pb2.ReportEdgesRequest(node=node_name, edges=[e])
+        assert store.merge(req.edges, req.node, raw=req.SerializeToString()).accepted == 1
+    [merged] = store.list()
+    assert merged.count == 7
+    assert list(merged.reporting_nodes) == ["node-a", "node-b"]
