@@ -71,10 +71,8 @@ _ENDPOINT_CACHE_MAX: Final[int] = 200_000
 MAX_INSTANCES: Final[int] = 100_000
 MAX_INSTANCE_LENGTH: Final[int] = 128
 # A checkpoint is also taken once this much was journaled since the last one, so the journal that a
-# restart replays stays bounded (~2 s of replay: ~600k observations at ~3 us each) whatever the
-# checkpoint interval. Each checkpoint rewrites every record changed since the last one (at 300k
-# observations/s, every 1-2 s): halving how often that happens was the largest cut in durable ingest cost.
-MAX_JOURNAL_BYTES: Final[int] = 128 * 1024 * 1024
+# restart replays stays bounded (~2-3 s of replay) whatever the checkpoint interval.
+MAX_JOURNAL_BYTES: Final[int] = 64 * 1024 * 1024
 DEFAULT_MAX_EDGES: Final[int] = 2_000_000
 
 IndexKey = tuple[str, str, int, int]
