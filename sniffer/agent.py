@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from itertools import chain
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -96,19 +97,19 @@ class Agent:
                 self.stats.edges_sent += len(edges)
                 self._lost.clear()
 
-    def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> list[ResolvedConnect]:
-        out: list[ResolvedConnect] = []
+    def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> Iterator[ResolvedConnect]:
+        """Resolved connects, one at a time: the accumulator merges each before the next is made, so
+        a drain of 10k keys never holds 10k resolved connects (and their endpoints) at once."""
         retry, self._held = self._held, []
-        for since, obs in retry + [(now, o) for o in observations]:
+        for since, obs in chain(retry, ((now, o) for o in observations)):
             rc = self.resolver.resolve(obs)
             if (not final and now - since < self.hold_unresolved
                     and (_waits_for_feed(rc.client.kind) or
                          (_waits_for_feed(rc.server.kind) and self.resolver.in_cluster(rc.server.ip)))):
                 self._held.append((since, obs))
                 continue
-            out.append(rc)
+            yield rc
         self.stats.unresolved_held = len(self._held)
-        return out
 
     def _note_lost(self, source: LossSource, count: int, now: float) -> None:
         if count <= 0:
