@@ -18,7 +18,7 @@ from typing import Protocol
 from netmapper_api.convert import lost_events_to_proto
 from netmapper_api.endpoints import EndpointKind
 from netmapper_api.loss import LossSource
-from netmapper_api.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 from sniffer.edges import EdgeAccumulator
 from sniffer.records import ConnectObservation, ProbeLoss
 from sniffer.reporter import Reporter
@@ -92,9 +92,10 @@ class Agent:
             self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
-            edges = self.accumulator.take()
-            if self.reporter.offer(edges, self._lost_events()):
-                self.stats.edges_sent += len(edges)
+            request = mapper_pb2.ReportEdgesRequest(lost=self._lost_events())
+            sent = self.accumulator.take_into(request.edges)
+            if self.reporter.offer_request(request):
+                self.stats.edges_sent += sent
                 self._lost.clear()
 
     def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> Iterator[ResolvedConnect]:

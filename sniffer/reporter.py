@@ -72,12 +72,16 @@ class Reporter:
 
     def offer(self, edges: Sequence[edge_pb2.Edge], lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
         """Hand over a batch if none is in flight. False: keep it and offer it (merged) later."""
+        return self.offer_request(mapper_pb2.ReportEdgesRequest(edges=edges, lost=lost))
+
+    def offer_request(self, request: mapper_pb2.ReportEdgesRequest) -> bool:
+        """offer() for a request whose edges were built in place (its node and sequence are set here)."""
         with self._cond:
             if self._inflight is not None:
                 return False
             self._sequence += 1
-            self._inflight = mapper_pb2.ReportEdgesRequest(node=self.node, sequence=self._sequence,
-                                                            edges=edges, lost=lost)
+            request.node, request.sequence = self.node, self._sequence
+            self._inflight = request
             self._cond.notify_all()
             return True
 
