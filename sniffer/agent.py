@@ -18,7 +18,7 @@ from typing import Protocol
 from netmapper_api.convert import lost_events_to_proto
 from netmapper_api.endpoints import EndpointKind
 from netmapper_api.loss import LossSource
-from netmapper_api.v1 import edge_pb2, mapper_pb2
+from netmapper_api.v1 import edge_pb2
 from sniffer.edges import EdgeAccumulator
 from sniffer.records import ConnectObservation, ProbeLoss
 from sniffer.reporter import Reporter
@@ -92,9 +92,8 @@ class Agent:
             self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
-            request = mapper_pb2.ReportEdgesRequest(lost=self._lost_events())
-            sent = self.accumulator.take_into(request.edges)
-            if self.reporter.offer_request(request):
+            sent, edges = self.accumulator.take_serialized()
+            if self.reporter.offer_serialized(sent, edges, self._lost_events()):
                 self.stats.edges_sent += sent
                 self._lost.clear()
 

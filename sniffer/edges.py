@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from itertools import islice
 
 from netmapper_api.convert import endpoint_into
 from netmapper_api.endpoints import Endpoint, ServiceRef
@@ -69,23 +68,32 @@ class EdgeAccumulator:
                 p.dns_names.update(c.server.dns_names)
 
     def take(self) -> list[edge_pb2.Edge]:
-        """The pending edges as messages (tests, tools); the agent uses take_into."""
-        holder = mapper_pb2.ReportEdgesRequest()
-        self.take_into(holder.edges)
-        return list(holder.edges)
+        """The pending edges as messages (tests, tools); the agent uses take_serialized."""
+        count, payload = self.take_serialized()
+        return list(mapper_pb2.ReportEdgesRequest.FromString(payload).edges)
 
-    def take_into(self, edges: RepeatedCompositeFieldContainer[edge_pb2.Edge]) -> int:
-        """Move the pending edges into `edges` (a request's field), built in place; returns how many.
+    def take_serialized(self, chunk: int = 1000) -> tuple[int, bytes]:
+        """Move the pending edges out as the serialized `edges` field of a ReportEdgesRequest (the
+        encodings of repeated fields concatenate); returns (how many, bytes).
 
-        Building standalone Edge messages and handing the list to the request cost ~1.5 KB per
-        edge twice over (each message its own arena, then a copy into the request's)."""
+        Built `chunk` edges at a time: as messages a batch of 10k edges weighs ~7 MiB of protobuf
+        arena, serialized under 2 MiB; whole, it set the sniffer's steady-state memory."""
         pending, self._pending = self._pending, {}
-        for p in pending.values():
-            edge = edges.add(port=p.port, protocol=p.protocol, count=p.count)
-            endpoint_into(edge.client, p.client)
-            endpoint_into(edge.server, p.server)
-            del edge.server.dns_names[:]
-            edge.server.dns_names.extend(sorted(p.dns_names or ()))
-            edge.first_seen.FromNanoseconds(int(p.first_seen * 1e9))
-            edge.last_seen.FromNanoseconds(int(p.last_seen * 1e9))
-        return len(pending)
+        parts: list[bytes] = []
+        values = iter(pending.values())
+        while batch := list(islice(values, chunk)):
+            holder = mapper_pb2.ReportEdgesRequest()
+            for p in batch:
+                _fill(holder.edges.add(), p)
+            parts.append(holder.SerializeToString())
+        return len(pending), b"".join(parts)
+
+
+def _fill(edge: edge_pb2.Edge, p: _Pending) -> None:
+    edge.port, edge.protocol, edge.count = p.port, p.protocol, p.count
+    endpoint_into(edge.client, p.client)
+    endpoint_into(edge.server, p.server)
+    del edge.server.dns_names[:]
+    edge.server.dns_names.extend(sorted(p.dns_names or ()))
+    edge.first_seen.FromNanoseconds(int(p.first_seen * 1e9))
+    edge.last_seen.FromNanoseconds(int(p.last_seen * 1e9))

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import grpc
 
 from netmapper_api.limits import MAX_REPORT_BYTES
-from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
+
+REPORT_EDGES_METHOD = "/netmapper.v1.Mapper/ReportEdges"  # as in the generated mapper_pb2_grpc.MapperStub
 
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 10_000),
@@ -49,6 +51,19 @@ class ReporterStats:
     last_error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A ReportEdgesRequest as it goes on the wire: the sniffer keeps the bytes, not the message."""
+
+    sequence: int
+    edges: int
+    payload: bytes
+
+
+def _as_is(payload: bytes) -> bytes:
+    return payload
+
+
 @dataclass
 class Reporter:
     target: str
@@ -56,7 +71,7 @@ class Reporter:
     ack_timeout: float = 10.0
     max_backoff: float = 10.0
     stats: ReporterStats = field(default_factory=ReporterStats)
-    _inflight: mapper_pb2.ReportEdgesRequest | None = field(default=None, init=False)
+    _inflight: _Batch | None = field(default=None, init=False)
     _sequence: int = field(default=0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -72,16 +87,18 @@ class Reporter:
 
     def offer(self, edges: Sequence[edge_pb2.Edge], lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
         """Hand over a batch if none is in flight. False: keep it and offer it (merged) later."""
-        return self.offer_request(mapper_pb2.ReportEdgesRequest(edges=edges, lost=lost))
+        return self.offer_serialized(len(edges), mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString(), lost)
 
-    def offer_request(self, request: mapper_pb2.ReportEdgesRequest) -> bool:
-        """offer() for a request whose edges were built in place (its node and sequence are set here)."""
+    def offer_serialized(self, count: int, edges: bytes, lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
+        """offer() for `count` edges already serialized as a ReportEdgesRequest's `edges` field
+        (EdgeAccumulator.take_serialized); node, sequence and losses are added here."""
         with self._cond:
             if self._inflight is not None:
                 return False
             self._sequence += 1
-            request.node, request.sequence = self.node, self._sequence
-            self._inflight = request
+            head = mapper_pb2.ReportEdgesRequest(node=self.node, sequence=self._sequence, lost=lost)
+            # Encodings concatenate: the fields of both parts make one request.
+            self._inflight = _Batch(self._sequence, count, head.SerializeToString() + edges)
             self._cond.notify_all()
             return True
 
@@ -103,7 +120,7 @@ class Reporter:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _next_inflight(self, sent: int) -> mapper_pb2.ReportEdgesRequest | None:
+    def _next_inflight(self, sent: int) -> _Batch | None:
         """Block until a batch with sequence > sent is in flight (or stop)."""
         with self._cond:
             while not self._stop.is_set():
@@ -132,14 +149,16 @@ class Reporter:
 
     def _stream(self) -> None:
         with grpc.insecure_channel(self.target, options=_KEEPALIVE) as channel:
-            requests: queue.Queue[mapper_pb2.ReportEdgesRequest | None] = queue.Queue()
+            requests: queue.Queue[bytes | None] = queue.Queue()
 
-            def gen() -> Iterator[mapper_pb2.ReportEdgesRequest]:
-                while (req := requests.get()) is not None:
-                    yield req
+            def gen() -> Iterator[bytes]:
+                while (payload := requests.get()) is not None:
+                    yield payload
 
-            stub = mapper_pb2_grpc.MapperStub(channel)
-            responses = stub.ReportEdges(gen())
+            # The generated stub's method with the request serializer left out: batches are bytes already.
+            report_edges = channel.stream_stream(REPORT_EDGES_METHOD, request_serializer=_as_is,
+                                                 response_deserializer=mapper_pb2.ReportEdgesResponse.FromString)
+            responses = report_edges(gen())
             acks: queue.Queue[mapper_pb2.ReportEdgesResponse | BaseException] = queue.Queue()
 
             def read() -> None:
@@ -154,7 +173,7 @@ class Reporter:
             sent = 0
             try:
                 while (req := self._next_inflight(sent)) is not None:
-                    requests.put(req)
+                    requests.put(req.payload)
                     sent = req.sequence
                     try:
                         ack = acks.get(timeout=self.ack_timeout)
@@ -167,11 +186,11 @@ class Reporter:
                 requests.put(None)
                 responses.cancel()
 
-    def _acked(self, req: mapper_pb2.ReportEdgesRequest, ack: mapper_pb2.ReportEdgesResponse) -> None:
+    def _acked(self, req: _Batch, ack: mapper_pb2.ReportEdgesResponse) -> None:
         if ack.sequence != req.sequence:
             raise StreamBroken(f"acknowledged sequence {ack.sequence}, expected {req.sequence}")
         if ack.rejected:
-            log.warning("mapper rejected %d of %d edges: %s", ack.rejected, len(req.edges), ack.error)
+            log.warning("mapper rejected %d of %d edges: %s", ack.rejected, req.edges, ack.error)
         with self._cond:
             self.stats.batches_acked += 1
             self.stats.edges_acked += ack.accepted
