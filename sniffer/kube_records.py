@@ -103,7 +103,7 @@ def owner_link(meta: Obj) -> OwnerLink | None:
 def owner_record(obj: Obj) -> OwnerRecord:
     meta = obj.get("metadata") or {}
     return OwnerRecord(kind=_s(obj.get("kind", "")), api_version=_s(obj.get("apiVersion", "")),
-                       namespace=_s(meta.get("namespace") or ""), name=str(meta.get("name", "")),
+                       namespace=_s(meta.get("namespace") or ""), name=_s(meta.get("name", "")),
                        owner=owner_link(meta))
 
 
@@ -125,8 +125,9 @@ def record_of(obj: Obj) -> Record | None:
 
 def _common(obj: Obj) -> tuple[str, str, str, str]:
     meta = obj.get("metadata") or {}
+    # A workload's name recurs as its Service's, its pods' app label and their owner references.
     return (_s(obj.get("kind", "")), _s(obj.get("apiVersion", "")), _s(meta.get("namespace") or ""),
-            str(meta.get("name", "")))
+            _s(meta.get("name", "")))
 
 
 def _pod(obj: Obj) -> PodRecord:
