@@ -1,6 +1,12 @@
 """Benchmark the mapper: ingest over real gRPC, ListEdges and export of ~100k edges.
 
-    .venv/bin/python bench/mapper_ingest.py [--streams 10] [--batch 1000] [--edges 100000] [--rounds 20] [--db]
+    .venv/bin/python bench/mapper_ingest.py [--streams 10] [--batch 1000] [--edges 100000] [--rounds 20] [--db] [--tls]
+    .venv/bin/python bench/mapper_ingest.py --compare 3      # A/B: plain, durable, durable+TLS+tokens
+    .venv/bin/python bench/mapper_ingest.py --db --tls --profile out/mapper.prof   # cProfile of the mapper
+
+--db: the mapper has a sqlite file, so every acknowledgement waits for the group commit (durable).
+--tls: TLS on the port and every stream authenticated with a bearer token (report role).
+Batches carry an instance and a sequence, as the sniffer's do (exactly-once bookkeeping included).
 
 The mapper runs as its own process (as in production: a GIL of its own); this process plays 10
 sniffers, one channel and one ReportEdges stream each, sending pre-serialized batches so that the
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,12 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from netmapper.intents.export import build_client_intents  # noqa: E402
 from netmapper.intents.yaml_writer import render_yaml  # noqa: E402
+from mapper.auth import ReloadingTls, ReloadingTokens  # noqa: E402
 from mapper.server import serve  # noqa: E402
+from netmapper_api.channel import ClientCredentials, open_channel  # noqa: E402
 from netmapper_api.limits import client_channel_options  # noqa: E402
 from mapper.store import EdgeStore  # noqa: E402
 from netmapper_api.v1 import edge_pb2, mapper_pb2  # noqa: E402
 
-T0 = 1_700_000_000
+T0 = int(time.time()) - 3600  # within the report window the mapper accepts (refuses > 7 days old)
 
 
 def make_edge(i: int, stream: int) -> edge_pb2.Edge:
@@ -80,19 +89,44 @@ def stream_batches(stream: int, streams: int, edges: int, replicas: int, batch: 
     return out
 
 
-def with_sequence(raw: bytes, seq: int) -> bytes:
-    # Appending field 2 to a serialized message sets it (protobuf: the last value wins).
-    return raw + b"\x10" + edge_pb2.Edge(port=seq).SerializeToString()[1:] if seq else raw
+def with_sequence(raw: bytes, seq: int, instance: bytes = b"") -> bytes:
+    # Appending fields to a serialized message sets them (protobuf: the last value wins): field 2 is the
+    # sequence, field 5 the instance.
+    out = raw + b"\x10" + edge_pb2.Edge(port=seq).SerializeToString()[1:] if seq else raw
+    return out + b"\x2a" + bytes([len(instance)]) + instance if instance else out
 
 
-def run_streams(address: str, batches: list[list[bytes]], rounds: int) -> tuple[float, int, int]:
+class Tls:
+    """A CA, a server certificate for 127.0.0.1 and a token file with one report and one read token."""
+
+    def __init__(self, directory: Path) -> None:
+        def ssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.crt", "-subj", "/CN=bench-ca", "-days", "1")
+        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "srv.key", "-out",
+            "srv.csr", "-subj", "/CN=mapper")
+        (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        ssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "srv.crt", "-days", "1", "-extfile", "san.ext")
+        self.dir = directory
+        self.report_token, self.read_token = "bench-report-token-0123456789", "bench-read-token-0123456789"
+        (directory / "tokens.csv").write_text(f"{self.report_token},bench,report\n{self.read_token},reader,read\n")
+
+    def credentials(self, token: str) -> ClientCredentials:
+        return ClientCredentials(token=token, ca=self.dir / "ca.crt")
+
+
+def run_streams(address: str, batches: list[list[bytes]], rounds: int, creds: ClientCredentials | None = None,
+                first_sequence: int = 1) -> tuple[float, int, int]:
     """All streams concurrently, each sending its batches `rounds` times; (seconds, accepted, rejected)."""
     accepted = [0] * len(batches)
     rejected = [0] * len(batches)
     barrier = threading.Barrier(len(batches) + 1)
 
     def sniffer(n: int) -> None:
-        with grpc.insecure_channel(address, options=client_channel_options()) as ch:
+        with open_channel(address, creds, client_channel_options()) as ch:
             grpc.channel_ready_future(ch).result(timeout=10)
             call = ch.stream_stream(
                 "/netmapper.v1.Mapper/ReportEdges",
@@ -101,10 +135,11 @@ def run_streams(address: str, batches: list[list[bytes]], rounds: int) -> tuple[
             )
 
             def requests() -> Iterator[bytes]:
-                seq = 1
+                seq = first_sequence
+                instance = f"bench-{n}".encode()
                 for _ in range(rounds):
                     for raw in batches[n]:
-                        yield with_sequence(raw, seq)
+                        yield with_sequence(raw, seq, instance)
                         seq += 1
 
             barrier.wait()
@@ -130,12 +165,99 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def serve_forever(db: str | None) -> None:
+def serve_forever(db: str | None, tls_dir: str | None, profile: str | None) -> None:
     """Child mode: run the mapper, print its port, stop when stdin closes."""
-    server = serve("127.0.0.1:0", db, max_streams=32)
+    if profile:
+        import cProfile
+        import threading as th
+
+        prof = cProfile.Profile()
+        th.setprofile(lambda *_: None)  # cProfile sees only the thread it runs in: profile every thread
+        profilers: list[cProfile.Profile] = []
+
+        def start_thread_profile(*_: object) -> None:
+            p = cProfile.Profile()
+            profilers.append(p)
+            p.enable()
+            th.setprofile(None)
+
+        th.setprofile(start_thread_profile)
+    kw: dict[str, object] = {}
+    if tls_dir:
+        d = Path(tls_dir)
+        kw = {"tls": ReloadingTls(d / "srv.crt", d / "srv.key"), "tokens": ReloadingTokens(d / "tokens.csv")}
+    server = serve("127.0.0.1:0", db, max_streams=32, **kw)  # type: ignore[arg-type]
     print(server.port, flush=True)
     sys.stdin.read()
     server.stop(grace=1.0)
+    if profile:
+        import pstats
+
+        stats = pstats.Stats(profilers[0]) if profilers else None
+        for p in profilers[1:]:
+            p.disable()
+            stats.add(p)  # type: ignore[union-attr]
+        if stats is not None:
+            stats.dump_stats(profile)
+
+
+def start_mapper(db: str | None, tls: Tls | None, profile: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, __file__, "--serve"]
+    if db:
+        cmd += ["--db-path", db]
+    if tls:
+        cmd += ["--tls-dir", str(tls.dir)]
+    if profile:
+        cmd += ["--profile", profile]
+    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    return child, f"127.0.0.1:{int(child.stdout.readline())}"
+
+
+def stop_mapper(child: subprocess.Popen[str]) -> None:
+    if child.stdin is not None:
+        child.stdin.close()
+    child.wait(timeout=60)
+
+
+def measure(batches: list[list[bytes]], rounds: int, db: str | None, tls: Tls | None) -> tuple[float, float, float]:
+    """(new-edge obs/s, steady obs/s, mapper us/obs steady) of one fresh mapper."""
+    child, address = start_mapper(db, tls)
+    creds = tls.credentials(tls.report_token) if tls else None
+    try:
+        c0 = cpu_seconds(child.pid)
+        secs, acc, _ = run_streams(address, batches, 1, creds)
+        new_rate = acc / secs
+        c1 = cpu_seconds(child.pid)
+        secs, acc, rej = run_streams(address, batches, rounds, creds, first_sequence=1000)
+        c2 = cpu_seconds(child.pid)
+        assert rej == 0
+        return new_rate, acc / secs, (c2 - c1) / acc * 1e6
+    finally:
+        stop_mapper(child)
+
+
+def compare(batches: list[list[bytes]], args: argparse.Namespace, tmp: Path) -> None:
+    """A/B in one run: each configuration on a fresh mapper, configurations alternating, --compare rounds."""
+    tls = Tls(tmp)
+    configs = {"in memory, plaintext": (False, None), "durable acks": (True, None),
+               "durable acks + TLS + tokens": (True, tls)}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
+    for r in range(args.compare):
+        for name, (durable, t) in configs.items():
+            db = str(tmp / f"bench-{r}-{len(results[name])}-{durable}-{t is not None}.db") if durable else None
+            results[name].append(measure(batches, args.rounds, db, t))
+            print(f"round {r + 1} {name:30s} new {results[name][-1][0]:>9,.0f}/s  steady {results[name][-1][1]:>9,.0f}/s"
+                  f"  {results[name][-1][2]:.2f} us/obs", flush=True)
+    print(f"\n{args.streams} streams, {args.edges:,} distinct edges x {args.replicas} replicas, batches of {args.batch}, "
+          f"{args.rounds} steady rounds; median [min-max] of {args.compare} runs")
+    for name, rs in results.items():
+        steady = sorted(x[1] for x in rs)
+        new = sorted(x[0] for x in rs)
+        cost = sorted(x[2] for x in rs)
+        print(f"{name:30s} steady {statistics.median(steady):>9,.0f} obs/s [{steady[0]:,.0f}-{steady[-1]:,.0f}]  "
+              f"new {statistics.median(new):>8,.0f}/s [{new[0]:,.0f}-{new[-1]:,.0f}]  "
+              f"mapper CPU {statistics.median(cost):.2f} us/obs [{cost[0]:.2f}-{cost[-1]:.2f}]")
 
 
 def main() -> None:
@@ -145,12 +267,17 @@ def main() -> None:
     ap.add_argument("--edges", type=int, default=100_000, help="distinct edges in total")
     ap.add_argument("--rounds", type=int, default=10, help="steady-state re-reports of every edge")
     ap.add_argument("--replicas", type=int, default=2, help="nodes reporting each edge (with their own pod)")
-    ap.add_argument("--db", action="store_true", help="give the mapper a sqlite file")
+    ap.add_argument("--db", action="store_true", help="give the mapper a sqlite file (durable acknowledgements)")
+    ap.add_argument("--tls", action="store_true", help="TLS and a bearer token on every stream")
+    ap.add_argument("--compare", type=int, default=0, metavar="N",
+                    help="A/B: in memory vs durable vs durable+TLS, N alternating runs each (medians, spread)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the mapper process (all threads) into FILE")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db-path", help=argparse.SUPPRESS)
+    ap.add_argument("--tls-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve_forever(args.db_path)
+        serve_forever(args.db_path, args.tls_dir, args.profile)
         return
 
     print(f"building {args.edges} distinct edges, each reported by {args.replicas} of {args.streams} streams, "
@@ -162,29 +289,30 @@ def main() -> None:
     print(f"{bytes_per_edge:.0f} bytes per edge on the wire")
 
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, __file__, "--serve"]
-        if args.db:
-            cmd += ["--db-path", str(Path(tmp) / "bench.db")]
-        child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if args.compare:
+            compare(batches, args, Path(tmp))
+            return
+        tls = Tls(Path(tmp)) if args.tls else None
+        child, address = start_mapper(str(Path(tmp) / "bench.db") if args.db else None, tls, args.profile)
+        report_creds = tls.credentials(tls.report_token) if tls else None
+        read_creds = tls.credentials(tls.read_token) if tls else None
         try:
-            assert child.stdout is not None and child.stdin is not None
-            port = int(child.stdout.readline())
-            address = f"127.0.0.1:{port}"
-            print(f"mapper pid {child.pid} on {address}{' with sqlite file' if args.db else ''}")
+            print(f"mapper pid {child.pid} on {address}{' with sqlite file (durable acks)' if args.db else ''}"
+                  f"{', TLS + tokens' if tls else ''}")
 
             cpu0 = cpu_seconds(child.pid)
-            secs, acc, rej = run_streams(address, batches, 1)
+            secs, acc, rej = run_streams(address, batches, 1, report_creds)
             cpu1 = cpu_seconds(child.pid)
             print(f"new edges:    {acc:>9,} obs in {secs:6.2f} s = {acc / secs:>9,.0f} obs/s "
                   f"(mapper CPU {cpu1 - cpu0:.2f} s, rejected {rej})")
 
-            secs, acc, rej = run_streams(address, batches, args.rounds)
+            secs, acc, rej = run_streams(address, batches, args.rounds, report_creds, first_sequence=1000)
             cpu2 = cpu_seconds(child.pid)
             print(f"steady state: {acc:>9,} obs in {secs:6.2f} s = {acc / secs:>9,.0f} obs/s "
                   f"(mapper CPU {cpu2 - cpu1:.2f} s = {(cpu2 - cpu1) / secs:.2f} cores, "
                   f"{(cpu2 - cpu1) / acc * 1e6:.2f} us/obs, rejected {rej})")
 
-            with grpc.insecure_channel(address, options=client_channel_options()) as ch:
+            with open_channel(address, read_creds, client_channel_options()) as ch:
                 list_edges = ch.unary_unary(
                     "/netmapper.v1.Mapper/ListEdges",
                     request_serializer=mapper_pb2.ListEdgesRequest.SerializeToString,
@@ -210,9 +338,14 @@ def main() -> None:
             print(f"export: {len(docs):,} documents, {targets:,} targets, {len(text) / 1e6:.1f} MB YAML: "
                   f"{t_build:.3f} s build, {t_all:.3f} s with YAML")
         finally:
-            if child.stdin is not None:
-                child.stdin.close()
-            child.wait(timeout=30)
+            stop_mapper(child)
+        if args.profile:
+            import pstats
+
+            print(f"\nmapper profile ({args.profile}), by own time:")
+            pstats.Stats(args.profile).sort_stats("tottime").print_stats(25)
+            if args.profile:
+                return
 
     # The store alone, in this process, on the same batches already parsed: the ceiling without gRPC.
     parsed = [mapper_pb2.ReportEdgesRequest.FromString(raw) for bs in batches for raw in bs]

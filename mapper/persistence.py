@@ -1,8 +1,19 @@
-"""The mapper's SQLite file: one row per edge, written behind by a background thread.
+"""The mapper's SQLite files: one row per edge (PATH), and a journal of acknowledged batches
+(PATH.journal). The store decides what to write; this module knows the files and the threads.
 
-The store decides what to write (records changed since the last flush); this module only knows the
-file: its schema, reading it back, writing and deleting rows, and the thread that calls the store's
-flush every interval. A crash loses at most one interval.
+- journal commits (GroupCommit's commit thread), every few milliseconds while batches wait: the raw
+  bytes of every batch merged since the last commit, in one transaction. A batch is acknowledged only
+  after the commit that holds it, so `kill -9` at any moment loses nothing acknowledged. One row per
+  batch: cheap however many edges it holds.
+- checkpoints (its checkpoint thread), every `checkpoint_interval` seconds and on demand: the records
+  changed since the last one, the last applied sequence of every sniffer instance and the journal
+  position the records include, in one transaction of the edge file; then the journal rows up to that
+  position are dropped. A crash between the two leaves rows the next load skips.
+
+The journal is a file of its own so that a checkpoint (tens of MB) never holds up the commits that
+acknowledgements wait for: SQLite allows one writer per file. Loading reads the edges and replays the
+journal rows after the checkpoint's position; the applied sequences make a resent batch (a lost
+acknowledgement) merge once, also across a restart.
 """
 from __future__ import annotations
 
@@ -10,7 +21,9 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -23,21 +36,82 @@ CREATE TABLE IF NOT EXISTS edges (
     id    INTEGER PRIMARY KEY,  -- the record's row, assigned by the store (a rowid: cheap upserts)
     edge  BLOB NOT NULL,        -- serialized netmapper.v1.Edge (identity, attributes, times, count, nodes)
     extra TEXT                  -- json of what the Edge proto cannot hold (more than one Service), or NULL
-)
+);
+CREATE TABLE IF NOT EXISTS applied (
+    instance TEXT PRIMARY KEY,     -- a sniffer run (ReportEdgesRequest.instance)
+    sequence INTEGER NOT NULL,     -- the highest batch of that run merged
+    seen     INTEGER NOT NULL      -- mapper clock (ns) of that batch: old instances are forgotten
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL         -- 'journal_through': the journal position the edges include
+);
+"""
+
+_JOURNAL_SCHEMA: Final[str] = """
+CREATE TABLE IF NOT EXISTS journal (
+    id       INTEGER PRIMARY KEY,  -- position: the store numbers merged batches 1, 2, 3 ...
+    received INTEGER NOT NULL,     -- mapper clock (ns) when merged: replay validates against it
+    batch    BLOB NOT NULL         -- serialized netmapper.v1.ReportEdgesRequest as received
+);
 """
 
 Row = tuple[int, bytes, str | None]  # (id, serialized Edge, extra json)
+JournalRow = tuple[int, int, bytes]  # (position, received ns, serialized ReportEdgesRequest)
+AppliedRow = tuple[str, int, int]  # (instance, sequence, seen ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What one checkpoint writes, in one transaction."""
+
+    rows: Sequence[Row]
+    deleted: Sequence[int]  # edge rows to delete (expired, evicted)
+    applied: Sequence[AppliedRow]
+    forgotten_instances: Sequence[str]
+    through: int  # journal position included; journal rows up to it are dropped after the transaction
+    delete_all: bool = False  # a reset: every edge row goes first
+
+
+def _connect(path: Path, schema: str, fsync: bool) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit is in the OS before it returns, so a killed process loses nothing
+    # committed; FULL (fsync per commit) also survives power loss, at a cost per commit.
+    db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+    # Let the WAL grow to 64 MiB before SQLite copies it into the file (with an fsync) inside some commit.
+    db.execute("PRAGMA wal_autocheckpoint=16384")
+    db.executescript(schema)
+    return db
+
+
+class JournalFile:
+    """The journal of acknowledged batches; one connection, callers serialise access."""
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self._db = _connect(path, _JOURNAL_SCHEMA, fsync)
+
+    def after(self, through: int) -> Iterator[JournalRow]:
+        yield from self._db.execute("SELECT id, received, batch FROM journal WHERE id > ? ORDER BY id", (through,))
+
+    def append(self, rows: Sequence[JournalRow]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO journal (id, received, batch) VALUES (?, ?, ?)", rows)
+
+    def drop_through(self, through: int) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM journal WHERE id <= ?", (through,))
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class EdgeFile:
-    """One SQLite connection, used by whichever thread the store lets in (it serialises writers)."""
+    """The edge file; one connection, callers serialise access."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self._db = _connect(path, _SCHEMA, fsync)
 
     def rows(self) -> Iterator[Row]:
         yield from self._db.execute("SELECT id, edge, extra FROM edges")
@@ -53,6 +127,28 @@ class EdgeFile:
     def delete(self, row_ids: Iterable[int]) -> None:
         with self._db:
             self._db.executemany("DELETE FROM edges WHERE id = ?", [(i,) for i in row_ids])
+
+    def applied(self) -> Iterator[AppliedRow]:
+        yield from self._db.execute("SELECT instance, sequence, seen FROM applied")
+
+    def journal_through(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'journal_through'").fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoint(self, cp: Checkpoint) -> None:
+        with self._db:
+            if cp.delete_all:
+                self._db.execute("DELETE FROM edges")
+            if cp.deleted:
+                self._db.executemany("DELETE FROM edges WHERE id = ?", [(i,) for i in cp.deleted])
+            if cp.rows:
+                self._db.executemany("INSERT OR REPLACE INTO edges (id, edge, extra) VALUES (?, ?, ?)", cp.rows)
+            if cp.applied:
+                self._db.executemany("INSERT OR REPLACE INTO applied (instance, sequence, seen) VALUES (?, ?, ?)",
+                                     cp.applied)
+            if cp.forgotten_instances:
+                self._db.executemany("DELETE FROM applied WHERE instance = ?", [(i,) for i in cp.forgotten_instances])
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('journal_through', ?)", (cp.through,))
 
     def close(self) -> None:
         self._db.close()
@@ -82,23 +178,105 @@ def _services(raw: object) -> tuple[ServiceName, ...]:
     return tuple(sorted((str(ns), str(name)) for ns, name in raw))
 
 
-class WriteBehind:
-    """Calls `flush` every `interval` seconds on its own thread until stop(); failures are retried."""
+class GroupCommit:
+    """Two threads: one commits the journal every `commit_interval` seconds while someone waits, the
+    other checkpoints every `checkpoint_interval` seconds or when asked. Waiters learn which journal
+    position is durable (wait_durable).
 
-    def __init__(self, flush: Callable[[], int], interval: float) -> None:
-        self._flush = flush
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="edge-store-flush", daemon=True)
-        self._thread.start()
+    `commit_journal` and `checkpoint` are called with no lock held and return the journal position
+    they made durable, or raise (the store keeps what it could not write; the next round retries).
+    `commit_journal` returns -1 when only a checkpoint can make the wanted positions durable.
+    """
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+    def __init__(self, commit_journal: Callable[[], int], checkpoint: Callable[[], int], *,
+                 commit_interval: float = 0.002, checkpoint_interval: float = 10.0) -> None:
+        self._commit_journal = commit_journal
+        self._checkpoint = checkpoint
+        self._commit_interval = commit_interval
+        self._checkpoint_interval = checkpoint_interval
+        self._cond = threading.Condition()
+        self._wanted = 0  # highest journal position someone waits for
+        self._durable = 0
+        self._stopping = False
+        self._checkpoint_now = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._commit_loop, name="edge-journal-commit", daemon=True),
+            threading.Thread(target=self._checkpoint_loop, name="edge-checkpoint", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def set_durable(self, position: int) -> None:
+        """Positions up to `position` are durable (loaded from the files, or a checkpoint ran)."""
+        with self._cond:
+            if position > self._durable:
+                self._durable = position
+                self._cond.notify_all()
+
+    def request_checkpoint(self) -> None:
+        self._checkpoint_now.set()
+
+    def wait_durable(self, position: int, timeout: float) -> bool:
+        """Block until journal position `position` is committed; False on timeout or stop."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if position > self._wanted:
+                self._wanted = position
+                self._cond.notify_all()
+            while self._durable < position:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def _commit_loop(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                while not self._stopping and self._wanted <= self._durable:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+            time.sleep(self._commit_interval)  # let the other streams' batches join this commit
             try:
-                self._flush()
-            except sqlite3.Error:
-                log.exception("writing edges to the store file failed; will retry")
+                durable = self._commit_journal()
+            except Exception:  # noqa: BLE001 - this thread must outlive any failure, or every ack stalls
+                failures += 1
+                log.exception("writing the journal failed; will retry (acknowledgements wait)")
+                time.sleep(min(1.0, 0.05 * failures))
+                continue
+            failures = 0
+            if durable < 0:  # merges without journal rows: only a checkpoint covers them
+                self._checkpoint_now.set()
+                with self._cond:
+                    self._cond.wait(self._commit_interval * 10)
+                continue
+            self.set_durable(durable)
+
+    def _checkpoint_loop(self) -> None:
+        failures = 0
+        while True:
+            self._checkpoint_now.wait(self._checkpoint_interval)
+            self._checkpoint_now.clear()
+            with self._cond:
+                stopping = self._stopping
+            try:
+                self.set_durable(self._checkpoint())
+                failures = 0
+            except Exception:  # noqa: BLE001 - retried; the journal keeps acknowledging meanwhile
+                failures += 1
+                log.exception("checkpointing the edge file failed; will retry")
+                if not stopping:
+                    time.sleep(min(5.0, 0.1 * failures))
+            if stopping:
+                return
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        """End both threads after a last checkpoint."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._threads[0].join()
+        self._checkpoint_now.set()
+        self._threads[1].join()

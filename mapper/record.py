@@ -22,7 +22,7 @@ class EdgeRecord:
 
     __slots__ = (
         "key", "first", "last", "count", "nodes", "client", "server",
-        "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key",
+        "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key", "version",
     )
 
     def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
@@ -44,6 +44,7 @@ class EdgeRecord:
         self.wire: bytes | None = None
         self.row_id = 0  # sqlite row, 0 without a file
         self.alive = True  # False once reset/expired: sorting and a retried flush skip it
+        self.version = 0  # the store's change counter at this record's last change (WatchEdges resume)
 
 
 def _smallest(cur: str, new: str) -> str:
@@ -69,13 +70,13 @@ def merge_side(rec: EdgeRecord, client_side: bool, attrs: EndpointAttrs) -> None
 
 def merge_attrs(cur: EndpointAttrs, new: EndpointAttrs) -> EndpointAttrs:
     """Idempotent, commutative merge: replaying any report changes nothing (the fast path relies on it)."""
-    pod = _smallest(cur.pod, new.pod)
+    pod, labels = keys.merge_example(cur.pod, cur.labels, new.pod, new.labels)
     ip = _smallest(cur.ip, new.ip)
     services = keys.bounded_union(cur.services, new.services, keys.MAX_SERVICES)
     dns = keys.bounded_union(cur.dns_names, new.dns_names, keys.MAX_DNS_NAMES)
-    if pod == cur.pod and ip == cur.ip and services is cur.services and dns is cur.dns_names:
+    if pod == cur.pod and labels is cur.labels and ip == cur.ip and services is cur.services and dns is cur.dns_names:
         return cur
-    return EndpointAttrs(pod=pod, ip=ip, services=services, dns_names=dns)
+    return EndpointAttrs(pod=pod, ip=ip, services=services, dns_names=dns, labels=labels)
 
 
 def record_sort_key(rec: EdgeRecord) -> str:

@@ -4,9 +4,10 @@ Every reported edge is merged into the record of its key (keys.edge_key): first_
 last_seen the maximum, count the sum of the reported deltas, reporting nodes, DNS names and Services
 are sorted bounded unions, and pod/ip show one example instance (the smallest seen; the proto has room
 for one). Re-reporting an edge never creates a second record, and the merge is order-independent:
-the same reports in any order give the same edges, also across a restart. Counts are sums of what
-sniffers sent: a batch that a sniffer resends after losing its acknowledgement counts
-twice (the proto has no end-to-end idempotency token), so read counts as "at least".
+the same reports in any order give the same edges, also across a restart. Counts are exact sums of what
+sniffers sent: a batch carrying an identity (sniffer instance, sequence) is merged once, however often
+it is resent after a lost acknowledgement. Every field is checked first (validation.py); refused
+edges come back with their reasons and change nothing.
 
 Hot path (merge), designed for hundreds of thousands of observations per second in CPython:
 - Sniffers re-report the same edges every interval with byte-identical endpoints, so the store caches
@@ -17,9 +18,14 @@ Hot path (merge), designed for hundreds of thousands of observations per second 
 - Records are mutable slot objects updated in place under one lock; protos are built only when
   someone lists, and the serialized Edge is cached per record until the record changes.
 
-Durability: with a sqlite path, changed records are written behind (persistence.py) every
-`flush_interval` seconds and on close(); a crash loses at most that interval. Reset and expire delete
-from the file synchronously so that nothing forgotten comes back on restart.
+Durability (with a sqlite path, persistence.py): merge() journals the raw batch; wait_durable() returns
+once the journal commit holding it is done (group commit, every few ms), and only then does the server
+acknowledge. Changed records are checkpointed every `flush_interval` seconds (and after 64 MiB of
+journal): a record updated by many batches is written once per checkpoint, not once per batch. Reset and expiry
+checkpoint synchronously so that nothing forgotten comes back on restart.
+
+Bounds: at most `max_edges` records; inserting beyond evicts the stalest (by last_seen) in chunks of
+1%, counted as LOST_SOURCE_MAPPER_EVICTED in the lost totals.
 
 Around it: record.py (one edge's merge state), wire.py (the ListEdges encoder), filters.py (queries).
 """
@@ -27,9 +33,10 @@ from __future__ import annotations
 
 import builtins  # EdgeStore.list shadows the builtin in the class body
 import logging
-import sqlite3
 import threading
 import time
+import uuid
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +44,15 @@ from typing import Final
 
 from google.protobuf.message import DecodeError
 
-from mapper.filters import compile_filters
-from mapper.persistence import EdgeFile, WriteBehind, extra_json, services_from_extra
+from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
+from mapper.filters import compile_filters, selects
+from mapper.paging import decode_page_token, encode_page_token
+from mapper.persistence import (
+    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, extra_json, services_from_extra,
+)
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
-from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, timestamp, varint
+from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers
+from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, assemble, timestamp, varint
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
 from netmapper_api.loss import LossSource
@@ -51,6 +63,17 @@ log = logging.getLogger(__name__)
 # Serialized endpoint -> (identity, attributes). Distinct endpoints are few (clients x pods +
 # servers); the cache is cleared when it reaches this size so that pod churn cannot grow it forever.
 _ENDPOINT_CACHE_MAX: Final[int] = 200_000
+# Sniffer instances whose last applied batch is remembered (for exactly-once merging of resends); the
+# least recently seen are forgotten beyond this. A sniffer restart makes a new instance.
+MAX_INSTANCES: Final[int] = 100_000
+MAX_INSTANCE_LENGTH: Final[int] = 128
+# A checkpoint is also taken once this much was journaled since the last one, so the journal that a
+# restart replays stays bounded (~2 s of replay) whatever the checkpoint interval.
+MAX_JOURNAL_BYTES: Final[int] = 64 * 1024 * 1024
+DEFAULT_MAX_EDGES: Final[int] = 2_000_000
+
+BatchId = tuple[str, int]
+"""(sniffer instance, sequence): a batch's identity; the same identity is merged once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +83,9 @@ class MergeResult:
     accepted: int
     rejected: int
     error: str = ""  # the first rejection reason, "" when none
+    rejections: tuple[tuple[int, str], ...] = ()  # (index in the batch, reason), at most MAX_REJECTIONS
+    duplicate: bool = False  # the batch identity was merged before: nothing merged now
+    position: int = 0  # journal position to wait for (wait_durable) before acknowledging; 0: none
     # edges of the batch that created a record (first report of their key), for mapper/observer.py
     new_edges: tuple[edge_pb2.Edge, ...] = ()
 
@@ -67,7 +93,13 @@ class MergeResult:
 class EdgeStore:
     """Thread-safe merged edge set. Use as a context manager or call close() to flush a sqlite file."""
 
-    def __init__(self, db_path: str | Path | None = None, *, flush_interval: float = 1.0) -> None:
+    def __init__(self, db_path: str | Path | None = None, *, flush_interval: float = 1.0,
+                 limits: IngestLimits | None = None, max_edges: int = DEFAULT_MAX_EDGES,
+                 commit_interval: float = 0.002, fsync: bool = False,
+                 watch_capacity: int = DEFAULT_CAPACITY) -> None:
+        self.limits = limits or IngestLimits()
+        self.max_edges = max_edges
+        self.evicted = 0
         self._lock = threading.Lock()
         self._records: dict[EdgeKey, EdgeRecord] = {}
         self._endpoints: dict[bytes, tuple[EndpointId, EndpointAttrs]] = {}
@@ -79,30 +111,69 @@ class EdgeStore:
         self._next_row = 1
         self._lost: dict[int, list[int]] = {}  # LostSource -> [count, first ns, last ns]
         self._db: EdgeFile | None = None
-        self._db_lock = threading.Lock()  # taken before _lock; serialises file writes
+        self._db_lock = threading.Lock()  # taken before _lock; serialises edge file writes
+        self._jdb: JournalFile | None = None
+        self._journal_lock = threading.Lock()  # taken before _lock; serialises journal file writes
         self._dirty: set[EdgeRecord] | None = None
-        self._flusher: WriteBehind | None = None
+        self._deleted: list[int] = []  # file rows of records forgotten since the last checkpoint
+        self._delete_all = False  # a reset since the last checkpoint
+        self._applied: dict[str, tuple[int, int]] = {}  # instance -> (last merged sequence, seen ns)
+        self._applied_dirty: set[str] = set()
+        self._forgotten_instances: list[str] = []
+        self._position = 0  # journal position of the last merged batch
+        self._journal: list[JournalRow] = []  # merged, not yet committed
+        self._journal_bytes = 0  # journaled since the last checkpoint: replay time after a crash is bounded
+        self._unjournaled = False  # merged without raw bytes since the last checkpoint
+        self._committer: GroupCommit | None = None
         self._closed = False
+        # WatchEdges: every merge stamps the records it changed with _version and publishes them.
+        self._version = 1
+        self._generation = 0
+        self._store_id = uuid.uuid4().hex  # resume tokens of another store (or run) are not resumable here
+        self.changes: ChangeLog[EdgeRecord] = ChangeLog(watch_capacity)
         if db_path is not None:
-            self._open_db(Path(db_path), flush_interval)
+            self._open_db(Path(db_path), flush_interval, commit_interval, fsync)
 
     # -- ingest --
 
-    def merge(self, edges: Iterable[edge_pb2.Edge], node: str) -> MergeResult:
-        """Merge one batch reported by `node`. Invalid edges are counted and skipped, never raised."""
-        if not node:
-            n = sum(1 for _ in edges)
-            return MergeResult(accepted=0, rejected=n, error="request has no node name" if n else "")
-        now = time.time_ns()
+    def merge(self, edges: Sequence[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
+              raw: bytes | None = None, now_ns: int | None = None) -> MergeResult:
+        """Merge one batch reported by `node`. Invalid edges are refused with their reasons, never raised.
+
+        `batch` (instance, sequence) makes the merge exactly-once: a sequence at or below the instance's
+        last merged one is a resend (duplicate=True, nothing merged). `raw`, the serialized request, is
+        journaled when the store has a file: wait for result.position with wait_durable() before
+        acknowledging. `now_ns` is the mapper clock the time window is checked against (replay)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        limits = self.limits
+        bad_node = check_node_name(node)
+        if bad_node:
+            return MergeResult(accepted=0, rejected=len(edges), error=bad_node if len(edges) else "",
+                               rejections=tuple((i, bad_node) for i in range(min(len(edges), MAX_REJECTIONS))))
+        if batch is not None and (not 0 < batch[1] < 2**63 or len(batch[0]) > MAX_INSTANCE_LENGTH):
+            why = f"batch identity needs a sequence in 1..2^63-1 and an instance of at most {MAX_INSTANCE_LENGTH} characters"
+            return MergeResult(accepted=0, rejected=len(edges), error=why if len(edges) else "",
+                               rejections=tuple((i, why) for i in range(min(len(edges), MAX_REJECTIONS))))
+        lo, hi = limits.window_ns(now)
         accepted = rejected = 0
         error = ""
+        rejections: list[tuple[int, str]] = []
         new_edges: list[edge_pb2.Edge] = []
         valid_protocols = keys.VALID_PROTOCOLS
+        changed: list[EdgeRecord] = []
+        max_count = limits.max_count
+        max_edges = limits.max_edges
         with self._lock:
+            if batch is not None:
+                done = self._applied.get(batch[0])
+                if done is not None and batch[1] <= done[0]:
+                    # A resend: acknowledge once everything merged so far is durable, merge nothing.
+                    return MergeResult(accepted=0, rejected=0, duplicate=True, position=self._position)
             endpoints = self._endpoints
             records = self._records
             dirty = self._dirty
-            for e in edges:
+            version = self._version
+            for index, e in enumerate(edges):
                 port = e.port
                 protocol = e.protocol
                 fs = e.first_seen
@@ -114,10 +185,15 @@ class EdgeStore:
                     first = last or now
                 if not last:
                     last = first
-                if not 0 < port <= 65535 or protocol not in valid_protocols or last < first or first < 0:
+                n = e.count
+                if (not 0 < port <= 65535 or protocol not in valid_protocols or n > max_count
+                        or last < first or first < lo or last > hi or index >= max_edges):
                     rejected += 1
-                    if not error:
-                        error = _reason(e)
+                    reason = (f"batch holds more than {max_edges} edges" if index >= max_edges
+                              else check_numbers(e, first, last, lo, hi, limits))
+                    error = error or reason
+                    if len(rejections) < MAX_REJECTIONS:
+                        rejections.append((index, reason))
                     continue
                 client = e.client
                 server = e.server
@@ -131,8 +207,9 @@ class EdgeStore:
                         s = self._resolve(server, sb, "server")
                     except InvalidEdge as exc:
                         rejected += 1
-                        if not error:
-                            error = str(exc)
+                        error = error or str(exc)
+                        if len(rejections) < MAX_REJECTIONS:
+                            rejections.append((index, str(exc)))
                         continue
                 key = (c[0], s[0], port, protocol)
                 rec = records.get(key)
@@ -153,15 +230,54 @@ class EdgeStore:
                 if last > rec.last:
                     rec.last = last
                 # count 0 would mean "seen but not counted"; an edge is only reported when seen.
-                rec.count += e.count or 1
+                rec.count += n or 1
+                if rec.count > MAX_STORED_COUNT:
+                    rec.count = MAX_STORED_COUNT
                 if node not in rec.nodes:
                     rec.nodes = keys.bounded_union(rec.nodes, (node,), MAX_REPORTING_NODES)
                     rec.tail = None
                 rec.wire = None
+                rec.version = version
+                changed.append(rec)
                 if dirty is not None:
                     dirty.add(rec)
                 accepted += 1
-        return MergeResult(accepted=accepted, rejected=rejected, error=error, new_edges=tuple(new_edges))
+            if changed:
+                self._version = version + 1
+                self.changes.publish(changed, self._version)
+            if batch is not None:
+                self._remember(batch, now)
+            position = 0
+            if dirty is not None and (accepted or batch is not None):
+                self._position += 1
+                position = self._position
+                if raw is not None:
+                    self._journal.append((position, now, raw))
+                    self._journal_bytes += len(raw)
+                    if self._journal_bytes > MAX_JOURNAL_BYTES and self._committer is not None:
+                        self._committer.request_checkpoint()
+                else:
+                    self._unjournaled = True  # only a checkpoint makes this merge durable
+        return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
+                           position=position, new_edges=tuple(new_edges))
+
+    def _remember(self, batch: BatchId, now: int) -> None:
+        """Record batch as the instance's last merged one. Caller holds _lock."""
+        instance = batch[0]
+        if instance not in self._applied and len(self._applied) >= MAX_INSTANCES:
+            oldest = min(self._applied, key=lambda i: self._applied[i][1])
+            del self._applied[oldest]
+            self._applied_dirty.discard(oldest)
+            self._forgotten_instances.append(oldest)
+        self._applied[instance] = (batch[1], now)
+        if self._dirty is not None:
+            self._applied_dirty.add(instance)
+
+    def wait_durable(self, result: MergeResult, timeout: float = 30.0) -> bool:
+        """Block until the batch behind `result` is committed to the file (True at once without a file)."""
+        if self._committer is None or not result.position:
+            return True
+        return self._committer.wait_durable(result.position, timeout)
 
     def _resolve(self, ep: edge_pb2.Endpoint, raw: bytes, side: str) -> tuple[EndpointId, EndpointAttrs]:
         """Identity and attributes of a serialized endpoint, cached by its bytes. Caller holds _lock.
@@ -173,6 +289,7 @@ class EdgeStore:
             if not raw:
                 raise InvalidEdge(f"edge has no {side}")
             identity = keys.endpoint_identity(ep, side)
+            check_endpoint(ep, side, self.limits)
             if len(self._endpoints) >= _ENDPOINT_CACHE_MAX:
                 self._endpoints.clear()  # only a cache: pod churn must not grow it forever
             hit = self._endpoints[raw] = (identity, keys.endpoint_attrs(ep))
@@ -180,6 +297,8 @@ class EdgeStore:
 
     def _insert(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> EdgeRecord:
         """A new edge. Caller holds _lock."""
+        if len(self._records) >= self.max_edges:
+            self._evict_stalest(max(1, self.max_edges // 100))
         rec = EdgeRecord(key, client, server, first, last)
         self._records[key] = rec
         self._unsorted.append(rec)
@@ -191,6 +310,31 @@ class EdgeStore:
         # state, while a ListEdges right after a large ingest (or a restart) is user-facing.
         self._encoder.head(rec, len(self._records))
         return rec
+
+    def _evict_stalest(self, n: int) -> None:
+        """Forget the n records last seen longest ago, counted as lost. Caller holds _lock."""
+        stalest = sorted(self._records.values(), key=_last_seen)[:n]
+        now = time.time_ns()
+        self._forget(stalest)
+        self.evicted += len(stalest)
+        total = self._lost.setdefault(edge_pb2.LOST_SOURCE_MAPPER_EVICTED, [0, now, now])
+        total[0] += len(stalest)
+        total[2] = now
+        log.warning("store holds its maximum of %d edges: evicted the %d stalest (%d so far)",
+                    self.max_edges, len(stalest), self.evicted)
+
+    def _forget(self, recs: Sequence[EdgeRecord]) -> None:
+        """Drop records from memory; their file rows go at the next checkpoint. Caller holds _lock."""
+        for rec in recs:
+            rec.alive = False
+            del self._records[rec.key]
+            if self._dirty is not None:
+                self._dirty.discard(rec)
+                if rec.row_id:
+                    self._deleted.append(rec.row_id)
+        if recs:
+            self._order = [rec for rec in self._order if rec.alive]
+            self._unsorted = [rec for rec in self._unsorted if rec.alive]
 
     def record_lost(self, lost: Iterable[edge_pb2.LostEvents], node: str) -> None:
         """Add a sniffer's lost-observation report to the totals ListEdges returns."""
@@ -231,20 +375,70 @@ class EdgeStore:
         the filters OR, no filters means all (edge.proto EdgeFilter)."""
         return list(mapper_pb2.ListEdgesResponse.FromString(self.list_response_bytes(filters)).edges)
 
-    def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = ()) -> bytes:
-        """A serialized ListEdgesResponse for `filters`, with the lost totals: the server sends it as is."""
+    def list_response_bytes(self, filters: Sequence[edge_pb2.EdgeFilter] = (), *, page_size: int = 0,
+                            page_token: str = "") -> bytes:
+        """A serialized ListEdgesResponse for `filters` (one page of at most page_size edges when set),
+        with the lost totals: the server sends it as is. Raises filters.InvalidQuery."""
         compiled = compile_filters(filters)
+        after = decode_page_token(page_token) if page_token else None
         parts: builtins.list[bytes] = []
+        next_token = last_key = ""
         with self._lock:
-            for rec in self._sorted_records():
-                if compiled and not any(f.matches(rec) for f in compiled):
+            order = self._sorted_records()
+            start = bisect_right(order, after, key=record_sort_key) if after is not None else 0
+            for i in range(start, len(order)):
+                rec = order[i]
+                if compiled and not selects(compiled, rec):
                     continue
+                if page_size and len(parts) == page_size:
+                    next_token = encode_page_token(last_key)
+                    break
                 wire = rec.wire
                 if wire is None:
                     wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
                 parts.append(TAG_RESPONSE_EDGE + varint(len(wire)) + wire)
-        lost = mapper_pb2.ListEdgesResponse(lost=self.lost_totals()).SerializeToString()
-        return b"".join(parts) + lost
+                last_key = rec.sort_key
+            token = self._resume_token(self._version)
+        tail: bytes = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
+                                                   resume_token=token).SerializeToString()
+        return b"".join(parts) + tail
+
+    # -- watch support (mapper/watch.py) --
+
+    def _resume_token(self, cursor: int) -> str:
+        return f"mem1:{self._store_id}:{self._generation}:{cursor}"
+
+    def resume_token(self, cursor: int) -> str:
+        with self._lock:
+            return self._resume_token(cursor)
+
+    def watch_snapshot(self, since: str = "") -> tuple[builtins.list[EdgeRecord], LogPosition, int] | None:
+        """Records for a watcher to start with (all, or with a resume token those changed at or after
+        its cursor), the change-log position to follow from, and the cursor they reflect. None: the
+        token cannot be resumed here (another store, a restart, or a reset since)."""
+        with self._lock:
+            cursor = 0
+            if since:
+                parts = since.split(":")
+                if len(parts) != 4 or parts[0] != "mem1" or parts[1] != self._store_id \
+                        or parts[2] != str(self._generation) or not parts[3].isdigit():
+                    return None
+                cursor = int(parts[3])
+            rows = [rec for rec in self._sorted_records() if rec.version >= cursor]
+            return rows, self.changes.position(), self._version
+
+    def edge_wire(self, rows: Sequence[EdgeRecord]) -> builtins.list[tuple[EdgeRecord, bytes]]:
+        """The current serialized Edge of each row still alive (a watcher sends state, not history)."""
+        out = []
+        with self._lock:
+            for rec in rows:
+                if not rec.alive:
+                    continue
+                wire = rec.wire
+                if wire is None:
+                    wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
+                out.append((rec, wire))
+        return out
 
     def _sorted_records(self) -> builtins.list[EdgeRecord]:
         if self._unsorted:
@@ -257,54 +451,72 @@ class EdgeStore:
     # -- forgetting --
 
     def reset(self) -> int:
-        """Forget every edge (and its file rows); returns how many were forgotten. Lost totals stay:
-        they describe the mapper's run, not the edge set."""
-        with self._db_lock:
-            with self._lock:
-                removed = len(self._records)
-                for rec in self._records.values():
-                    rec.alive = False
-                self._records.clear()
-                self._endpoints.clear()
-                self._order = []
-                self._unsorted = []
-                self._encoder.clear()
-                if self._dirty is not None:
-                    self._dirty.clear()
-            if self._db is not None:
-                self._db.delete_all()
+        """Forget every edge (and its file rows, durably before returning); returns how many were
+        forgotten. Lost totals and applied batch identities stay: they describe the sniffers, not the
+        edge set."""
+        with self._lock:
+            removed = len(self._records)
+            for rec in self._records.values():
+                rec.alive = False
+            self._records.clear()
+            self._endpoints.clear()
+            self._order = []
+            self._unsorted = []
+            self._encoder.clear()
+            if self._dirty is not None:
+                self._dirty.clear()
+                self._deleted.clear()
+                self._delete_all = True
+            self._forget_watchers()
+        self.flush()
         log.info("reset: forgot %d edges", removed)
         return removed
 
     def expire(self, older_than: float) -> int:
-        """Forget edges last seen before `older_than` (seconds since the epoch); returns how many."""
+        """Forget edges last seen before `older_than` (seconds since the epoch), durably; returns how many."""
         threshold = int(older_than * NS_PER_S)
-        with self._db_lock:
-            with self._lock:
-                stale = [rec for rec in self._records.values() if rec.last < threshold]
-                for rec in stale:
-                    rec.alive = False
-                    del self._records[rec.key]
-                    if self._dirty is not None:
-                        self._dirty.discard(rec)
-                if stale:
-                    self._order = [rec for rec in self._order if rec.alive]
-                    self._unsorted = [rec for rec in self._unsorted if rec.alive]
-                rows = [rec.row_id for rec in stale if rec.row_id]
-            if self._db is not None and rows:
-                self._db.delete(rows)
+        with self._lock:
+            stale = [rec for rec in self._records.values() if rec.last < threshold]
+            self._forget(stale)
+            if stale:
+                self._forget_watchers()
         if stale:
+            self.flush()
             log.info("expired %d edges last seen before %.3f", len(stale), older_than)
         return len(stale)
 
+    def _forget_watchers(self) -> None:
+        """Caller holds _lock: edges were forgotten, so watchers resync and old resume tokens are void."""
+        self._generation += 1
+        self.changes.forget()
+
     # -- durability --
 
-    def _open_db(self, path: Path, flush_interval: float) -> None:
-        self._db = EdgeFile(path)
+    def _open_db(self, path: Path, flush_interval: float, commit_interval: float, fsync: bool) -> None:
+        self._db = EdgeFile(path, fsync=fsync)
+        self._jdb = JournalFile(path.with_name(path.name + ".journal"), fsync=fsync)
         self._dirty = set()
         loaded, skipped = self._load(self._db)
-        log.info("store %s: loaded %d edges (%d unreadable rows skipped)", path, loaded, skipped)
-        self._flusher = WriteBehind(self.flush, flush_interval)
+        for instance, sequence, seen in self._db.applied():
+            self._applied[instance] = (sequence, seen)
+        self._position = through = self._db.journal_through()
+        replayed = 0
+        for position, received, raw in self._jdb.after(through):
+            try:
+                req = mapper_pb2.ReportEdgesRequest.FromString(raw)
+            except DecodeError as exc:
+                log.warning("skipping unreadable journal row %d: %s", position, exc)
+                continue
+            batch = (req.instance, req.sequence) if req.instance else None
+            self._position = position - 1  # the merge numbers it as it was numbered when journaled
+            self.merge(req.edges, req.node, batch=batch, now_ns=received)
+            self._position = max(self._position, position)
+            replayed += 1
+        log.info("store %s: loaded %d edges (%d unreadable rows skipped), replayed %d journaled batches",
+                 path, loaded, skipped, replayed)
+        self._committer = GroupCommit(self._commit_journal, lambda: self._checkpoint()[1],
+                                      commit_interval=commit_interval, checkpoint_interval=flush_interval)
+        self._committer.set_durable(self._position)
 
     def _load(self, db: EdgeFile) -> tuple[int, int]:
         loaded = skipped = 0
@@ -317,8 +529,8 @@ class EdgeStore:
                 client = keys.endpoint_attrs(edge.client)
                 server = keys.endpoint_attrs(edge.server)
                 if services:
-                    client = EndpointAttrs(client.pod, client.ip, services[0], client.dns_names)
-                    server = EndpointAttrs(server.pod, server.ip, services[1], server.dns_names)
+                    client = EndpointAttrs(client.pod, client.ip, services[0], client.dns_names, client.labels)
+                    server = EndpointAttrs(server.pod, server.ip, services[1], server.dns_names, server.labels)
             except (InvalidEdge, DecodeError, ValueError, TypeError, KeyError) as exc:
                 log.warning("skipping unreadable stored edge row %d: %s", row_id, exc)
                 skipped += 1
@@ -345,38 +557,79 @@ class EdgeStore:
         return loaded, skipped
 
     def flush(self) -> int:
-        """Write changed records to the file now; returns how many rows were written."""
+        """Checkpoint now: write changed records and drop the journal they include; returns rows written."""
         if self._db is None:
             return 0
+        written, position = self._checkpoint()
+        if self._committer is not None:
+            self._committer.set_durable(position)
+        return written
+
+    def _commit_journal(self) -> int:
+        """One round of the commit thread: the journal position now durable (-1: needs a checkpoint)."""
+        with self._journal_lock:
+            with self._lock:
+                rows, self._journal = self._journal, []
+                unjournaled = self._unjournaled
+            if not rows:
+                return -1 if unjournaled else 0
+            assert self._jdb is not None
+            try:
+                self._jdb.append(rows)
+            except Exception:  # noqa: BLE001 - whatever failed, keep it pending and re-raise
+                with self._lock:
+                    self._journal[:0] = rows  # keep them, in order, for the next round
+                raise
+        return -1 if unjournaled else rows[-1][0]
+
+    def _checkpoint(self) -> tuple[int, int]:
+        """(rows written, journal position included) of one checkpoint transaction."""
         with self._db_lock:
+            if self._db is None:
+                return 0, 0
             with self._lock:
                 assert self._dirty is not None
                 dirty, self._dirty = self._dirty, set()
-                rows = []
-                for rec in dirty:
-                    wire = rec.wire
-                    if wire is None:
-                        wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
-                    rows.append((rec.row_id, wire, extra_json(rec.client.services, rec.server.services)))
-            if not rows:
-                return 0
+                n = len(self._records)
+                snapshot = [(rec, self._encoder.parts(rec, n)) for rec in dirty]
+                applied: list[AppliedRow] = [(i, *self._applied[i]) for i in self._applied_dirty if i in self._applied]
+                through = self._position
+                journal_bytes, self._journal_bytes = self._journal_bytes, 0
+                unjournaled, self._unjournaled = self._unjournaled, False
+                applied_dirty, self._applied_dirty = self._applied_dirty, set()
+                deleted, forgotten, delete_all = self._deleted, self._forgotten_instances, self._delete_all
+                self._deleted, self._forgotten_instances, self._delete_all = [], [], False
+            # Assembled outside the lock: merges go on meanwhile (the snapshot is consistent as of `through`).
+            rows = [(rec.row_id, assemble(*parts), extra_json(rec.client.services, rec.server.services))
+                    for rec, parts in snapshot]
+            cp = Checkpoint(rows=rows, deleted=deleted, applied=applied, forgotten_instances=forgotten,
+                            through=through, delete_all=delete_all)
             try:
-                self._db.write(rows)
-            except sqlite3.Error:
-                # Keep them dirty so the next flush retries; a full disk must not lose the edges in memory.
+                self._db.checkpoint(cp)
+            except Exception:  # noqa: BLE001 - whatever failed, keep it pending and re-raise
+                # Keep everything pending so the next round retries; a full disk must not lose edges in memory.
                 with self._lock:
                     assert self._dirty is not None
                     self._dirty.update(rec for rec in dirty if rec.alive)
+                    self._journal_bytes += journal_bytes
+                    self._unjournaled = self._unjournaled or unjournaled
+                    self._applied_dirty |= applied_dirty
+                    self._deleted[:0] = deleted
+                    self._forgotten_instances[:0] = forgotten
+                    self._delete_all = self._delete_all or delete_all
                 raise
-        return len(rows)
+        with self._journal_lock:
+            if self._jdb is not None:
+                self._jdb.drop_through(through)  # a crash before this: the next load skips these rows
+        return len(rows), through
 
     def close(self) -> None:
-        """Stop the flusher, write what is pending and close the file. Idempotent."""
+        """Stop the committer, write what is pending and close the files. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._flusher is not None:
-            self._flusher.stop()
+        if self._committer is not None:
+            self._committer.stop()
         if self._db is not None:
             try:
                 self.flush()
@@ -384,6 +637,10 @@ class EdgeStore:
                 with self._db_lock:
                     self._db.close()
                     self._db = None
+                with self._journal_lock:
+                    if self._jdb is not None:
+                        self._jdb.close()
+                        self._jdb = None
 
     def __enter__(self) -> EdgeStore:
         return self
@@ -392,17 +649,12 @@ class EdgeStore:
         self.close()
 
 
+def _last_seen(rec: EdgeRecord) -> int:
+    return rec.last
+
+
 def _lost_source_name(source: int) -> str:
     try:
         return LossSource(source).name
     except ValueError:
         return f"source {source}"
-
-
-def _reason(e: edge_pb2.Edge) -> str:
-    """The reason a cheap pre-check rejected an edge (the slow path reports its own)."""
-    try:
-        keys.check_port_protocol(e.port, e.protocol)
-    except InvalidEdge as exc:
-        return str(exc)
-    return "invalid timestamps: last_seen before first_seen or before 1970"

@@ -97,6 +97,17 @@ class EdgeEncoder:
             )
         return head
 
+    def parts(self, rec: EdgeRecord, records: int) -> tuple[bytes, bytes, int, int, int]:
+        """(head, tail, first, last, count) of a record: a consistent snapshot to take under the store's
+        lock and assemble() outside it, where the varint work of a large checkpoint holds up no merge."""
+        head = rec.head
+        if head is None:
+            head = self.head(rec, records)
+        tail = rec.tail
+        if tail is None:
+            tail = rec.tail = edge_pb2.Edge(reporting_nodes=rec.nodes).SerializeToString()
+        return head, tail, rec.first, rec.last, rec.count
+
     def edge_bytes(self, rec: EdgeRecord, records: int) -> bytes:
         """The whole serialized Edge of a record (cache it in rec.wire until the record changes)."""
         head = rec.head
@@ -113,3 +124,11 @@ class EdgeEncoder:
             varint(rec.count),
             tail,
         )
+
+
+def assemble(head: bytes, tail: bytes, first: int, last: int, count: int) -> bytes:
+    """The serialized Edge from EdgeEncoder.parts()."""
+    return b"%b%b%b%b%b%b" % (
+        head, timestamp_field(TAG_FIRST_SEEN, first), timestamp_field(TAG_LAST_SEEN, last), TAG_COUNT,
+        varint(count), tail,
+    )

@@ -21,14 +21,21 @@ def endpoint_label(ep: edge_pb2.Endpoint) -> str:
     return f"unresolved {ep.ip}{names}"
 
 
+HEADER = ("CLIENT", "SERVER", "PORT", "COUNT", "LAST SEEN", "NODES")
+
+
+def row(e: edge_pb2.Edge) -> tuple[str, ...]:
+    """One edge's cells, in HEADER order."""
+    return (endpoint_label(e.client), endpoint_label(e.server),
+            f"{edge_pb2.Protocol.Name(e.protocol).removeprefix('PROTOCOL_')}/{e.port}",
+            str(e.count), e.last_seen.ToDatetime().strftime("%H:%M:%S"), ",".join(e.reporting_nodes))
+
+
 def render_table(edges: Sequence[edge_pb2.Edge]) -> str:
-    header = ("CLIENT", "SERVER", "PORT", "COUNT", "LAST SEEN", "NODES")
-    rows = [header]
+    header = HEADER
+    rows: list[tuple[str, ...]] = [header]
     for e in edges:
-        rows.append((endpoint_label(e.client), endpoint_label(e.server),
-                     f"{edge_pb2.Protocol.Name(e.protocol).removeprefix('PROTOCOL_')}/{e.port}",
-                     str(e.count), e.last_seen.ToDatetime().strftime("%H:%M:%S"),
-                     ",".join(e.reporting_nodes)))
+        rows.append(row(e))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if not edges:

@@ -35,6 +35,8 @@ def endpoint_into(msg: edge_pb2.Endpoint, ep: Endpoint) -> None:
         msg.pod = ep.pod
     if ep.node:
         msg.node = ep.node
+    if ep.labels:
+        msg.labels.update(ep.labels)
 
 
 def lost_events_to_proto(source: LossSource, count: int, first: float, last: float) -> edge_pb2.LostEvents:

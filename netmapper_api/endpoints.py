@@ -43,3 +43,5 @@ class Endpoint:
     service: ServiceRef | None = None
     node: str | None = None
     dns_names: tuple[str, ...] = ()
+    # labels: the pod's labels as sorted (key, value) pairs, when the endpoint is a known pod.
+    labels: tuple[tuple[str, str], ...] = ()

@@ -74,6 +74,8 @@ class EndpointAttrs:
     ip: str
     services: tuple[ServiceName, ...]
     dns_names: tuple[str, ...]
+    # labels: the example pod's labels as sorted (key, value) pairs; they follow the pod choice.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 EMPTY_ATTRS: Final[EndpointAttrs] = EndpointAttrs(pod="", ip="", services=(), dns_names=())
@@ -163,7 +165,18 @@ def endpoint_attrs(ep: edge_pb2.Endpoint) -> EndpointAttrs:
         services = ((ep.service.namespace, ep.service.name),)
     names = ep.dns_names
     dns = tuple(sorted({normalize_dns_name(n) for n in names} - {""})[:MAX_DNS_NAMES]) if names else ()
-    return EndpointAttrs(pod=ep.pod, ip=ep.ip, services=services, dns_names=dns)
+    labels = tuple(sorted(ep.labels.items())) if ep.labels else ()
+    return EndpointAttrs(pod=ep.pod, ip=ep.ip, services=services, dns_names=dns, labels=labels)
+
+
+def merge_example(cur_pod: str, cur_labels: tuple[tuple[str, str], ...], new_pod: str,
+                  new_labels: tuple[tuple[str, str], ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The example pod of a merged endpoint and its labels: the smallest non-empty (pod, labels) pair, so
+    the choice does not depend on the order of reports (labels travel with the pod they belong to)."""
+    # Empty values rank last, so any pod beats none and any labels beat none for the same pod.
+    if (new_pod == "", new_pod, new_labels == (), new_labels) < (cur_pod == "", cur_pod, cur_labels == (), cur_labels):
+        return new_pod, new_labels
+    return cur_pod, cur_labels
 
 
 def check_port_protocol(port: int, protocol: int) -> None:
@@ -225,6 +238,8 @@ def endpoint_message(identity: EndpointId, attrs: EndpointAttrs) -> edge_pb2.End
     """
     kind = identity[0]
     ep = edge_pb2.Endpoint(kind=kind, pod=attrs.pod, ip=attrs.ip, dns_names=attrs.dns_names)  # type: ignore[arg-type]
+    if attrs.labels:
+        ep.labels.update(attrs.labels)
     if kind == WORKLOAD:
         ep.workload.namespace, ep.workload.kind, ep.workload.name = identity[1], identity[2], identity[3]
         if attrs.services:

@@ -9,8 +9,11 @@ SERVICE_NAME: Final[str] = "netmapper.v1.Mapper"
 # limit would refuse both. The mapper accepts and sends up to this; its clients need the same option
 # to read ListEdges (client_channel_options).
 MAX_MESSAGE_BYTES: Final[int] = 256 * 1024 * 1024
-# The largest ReportEdges batch a sniffer sends (well below what the mapper accepts).
-MAX_REPORT_BYTES: Final[int] = 64 * 1024 * 1024
+# The largest ReportEdges request a sniffer sends: well below what the mapper accepts by default
+# (mapper/server.py DEFAULT_MAX_RECEIVE_BYTES, 4 MiB), which bounds the mapper's memory per stream.
+MAX_REPORT_BYTES: Final[int] = 2 * 1024 * 1024
+# The most edges one ReportEdges request holds (the mapper refuses edges beyond its own, larger, limit).
+MAX_REPORT_EDGES: Final[int] = 5000
 
 
 def client_channel_options() -> list[tuple[str, int]]:

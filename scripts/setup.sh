@@ -12,8 +12,9 @@ PY=${PYTHON:-python3}
 
 need_pkgs=()
 # libbpf1: the sniffer works its BPF objects through libbpf (sniffer/libbpf.py); iptables: the
-# dual-stack test puts a ClusterIP behind DNAT, as kube-proxy does.
-for p in bpfcc-tools python3-bpfcc libbpfcc libbpf1 bpftool linux-headers-amd64 iproute2 gcc libc6-dev iptables graphviz; do
+# dual-stack test puts a ClusterIP behind DNAT, as kube-proxy does; openssl: the auth tests and
+# scripts/deploy-secrets.sh make certificates with it.
+for p in bpfcc-tools python3-bpfcc libbpfcc libbpf1 bpftool linux-headers-amd64 iproute2 gcc libc6-dev iptables graphviz openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -23,6 +24,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 bash scripts/prepare-kernel-src.sh "$KSRC"
+# PostgreSQL server binaries for the scale-out store and its tests (nothing is started here).
+bash scripts/postgres.sh install
 
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing \
   || die "cannot mount tracefs at /sys/kernel/tracing"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from itertools import chain
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Protocol
 
 from netmapper_api.convert import lost_events_to_proto
@@ -38,6 +38,8 @@ class AgentStats:
     edges_sent: int = 0
     unresolved_held: int = 0
     errors: int = 0
+    drain_seconds_total: float = 0.0  # time spent in cycles: drain, resolve, merge, hand over
+    drain_seconds_last: float = 0.0
 
 
 @dataclass
@@ -60,11 +62,15 @@ class Agent:
         next_tick = time.monotonic()
         while not stop.is_set():
             next_tick += self.interval
+            started = time.perf_counter()
             try:
                 self.cycle(time.time())
             except Exception:  # noqa: BLE001 - the daemon keeps running; the cause is logged
                 self.stats.errors += 1
                 log.exception("drain cycle failed")
+            took = time.perf_counter() - started
+            self.stats.drain_seconds_last = took
+            self.stats.drain_seconds_total += took
             stop.wait(max(0.0, next_tick - time.monotonic()))
 
     def finish(self, timeout: float = 5.0) -> bool:
@@ -92,9 +98,11 @@ class Agent:
             self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
-            sent, edges = self.accumulator.take_serialized()
-            if self.reporter.offer_serialized(sent, edges, self._lost_events()):
-                self.stats.edges_sent += sent
+            chunks = self.accumulator.take_serialized(None if final else now)
+            if not chunks and not self._lost:
+                return  # only known edges whose refresh is not due yet
+            if self.reporter.offer_serialized(chunks, self._lost_events()):
+                self.stats.edges_sent += sum(n for n, _ in chunks)
                 self._lost.clear()
 
     def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> Iterator[ResolvedConnect]:

@@ -30,3 +30,8 @@ class DnsNameTable:
         """Names `client` resolved to `ip` that are still valid at `at` (the resolver's DnsNames)."""
         with self._lock:
             return self._cache.names_for(endpoint_id(client), normalize_ip(ip), at)
+
+    def __len__(self) -> int:
+        """Names held (for the sniffer's metrics)."""
+        with self._lock:
+            return len(self._cache)

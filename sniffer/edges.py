@@ -3,21 +3,29 @@
 The sniffer sends one Edge per key per batch; while a batch waits for the mapper's acknowledgement
 (or the mapper is down) new connects keep merging here, so memory grows with distinct edges, not with
 connects (bounded by max_edges; what does not fit is counted and reported as lost).
+
+Refresh: an edge is sent as soon as it is new; after that a known edge is sent again at most every
+`refresh` seconds, carrying every connect counted since its last send. So the mapper's load grows with
+new edges, not with connects (`sniffer run --refresh`). Known keys are remembered up to `max_known`
+(the least recently sent are forgotten first: such an edge is then simply sent as new).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 
 from netmapper_api.convert import endpoint_into
 from netmapper_api.endpoints import Endpoint, ServiceRef
 from netmapper_api.keys import EdgeKey, endpoint_id
+from netmapper_api.limits import MAX_REPORT_BYTES, MAX_REPORT_EDGES
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 from sniffer.resolver import ResolvedConnect
 
 log = logging.getLogger(__name__)
+
+SERIALIZE_EDGES = 1000  # edges built as messages at a time before they are serialized
 
 # The mapper's EdgeKey plus the Service a call went through: the mapper keeps every Service of an
 # edge, while one pending edge carries one, so calls through different Services stay apart here.
@@ -41,11 +49,19 @@ class EdgeAccumulator:
     """Merges resolved connects by edge key until taken as a batch."""
 
     max_edges: int = 200_000
+    refresh: float = 0.0  # seconds between two sends of a known edge; 0: whenever it has new connects
+    max_known: int = 200_000
     overflow: int = 0  # connects dropped because max_edges distinct edges were already pending
     _pending: dict[_PendingKey, _Pending] = field(default_factory=dict)
+    _known: dict[_PendingKey, float] = field(default_factory=dict)  # key -> when last sent, oldest first
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    @property
+    def known(self) -> int:
+        """Edges sent at least once and remembered (they wait for their refresh)."""
+        return len(self._known)
 
     def add(self, connects: Iterable[ResolvedConnect], protocol: edge_pb2.Protocol.ValueType = edge_pb2.PROTOCOL_TCP) -> None:
         for c in connects:
@@ -67,26 +83,64 @@ class EdgeAccumulator:
                     p.dns_names = set()
                 p.dns_names.update(c.server.dns_names)
 
-    def take(self) -> list[edge_pb2.Edge]:
-        """The pending edges as messages (tests, tools); the agent uses take_serialized."""
-        count, payload = self.take_serialized()
-        return list(mapper_pb2.ReportEdgesRequest.FromString(payload).edges)
+    def take(self, now: float | None = None) -> list[edge_pb2.Edge]:
+        """The edges to send now: new ones, and known ones whose refresh is due at `now`. Without `now`
+        (shutdown, tests) everything pending. The rest stays pending and keeps counting."""
+        holder = mapper_pb2.ReportEdgesRequest()  # built in place: no standalone message per edge
+        for _, p in self._choose(now):
+            _fill(holder.edges.add(), p)
+        return list(holder.edges)
 
-    def take_serialized(self, chunk: int = 1000) -> tuple[int, bytes]:
-        """Move the pending edges out as the serialized `edges` field of a ReportEdgesRequest (the
-        encodings of repeated fields concatenate); returns (how many, bytes).
+    def _choose(self, now: float | None) -> list[tuple[_PendingKey, _Pending]]:
+        chosen: list[tuple[_PendingKey, _Pending]]
+        if now is None or not self.refresh:
+            chosen, self._pending = list(self._pending.items()), {}
+        else:
+            due = now - self.refresh
+            chosen = [(k, p) for k, p in self._pending.items() if self._known.get(k, due) <= due]
+            for k, _ in chosen:
+                del self._pending[k]
+        if self.refresh:
+            stamp = time.time() if now is None else now
+            for k, _ in chosen:
+                self._known.pop(k, None)  # re-insert: the dict's order is the order of last send
+                self._known[k] = stamp
+            while len(self._known) > self.max_known:
+                del self._known[next(iter(self._known))]
+        return chosen
 
-        Built `chunk` edges at a time: as messages a batch of 10k edges weighs ~7 MiB of protobuf
-        arena, serialized under 2 MiB; whole, it set the sniffer's steady-state memory."""
-        pending, self._pending = self._pending, {}
+    def take_serialized(self, now: float | None = None) -> list[tuple[int, bytes]]:
+        """take(), serialized as the `edges` field of ReportEdgesRequests (the encodings of repeated
+        fields concatenate): chunks of at most MAX_REPORT_EDGES edges and about MAX_REPORT_BYTES,
+        each (how many edges, bytes).
+
+        Built SERIALIZE_EDGES edges at a time: as messages a batch of 10k edges weighs ~7 MiB of
+        protobuf arena (and as many again when copied into requests), serialized under 2 MiB; whole,
+        it set the sniffer's steady-state memory."""
+        chosen = self._choose(now)
+        chunks: list[tuple[int, bytes]] = []
         parts: list[bytes] = []
-        values = iter(pending.values())
-        while batch := list(islice(values, chunk)):
+        count = size = 0
+        budget = MAX_REPORT_BYTES - 64 * 1024  # room for the envelope and the lost events
+        for start in range(0, len(chosen), SERIALIZE_EDGES):
             holder = mapper_pb2.ReportEdgesRequest()
-            for p in batch:
-                _fill(holder.edges.add(), p)
+            for _, p in chosen[start:start + SERIALIZE_EDGES]:
+                edge = holder.edges.add()
+                _fill(edge, p)
+                n = edge.ByteSize() + 8
+                if count and (count >= MAX_REPORT_EDGES or size + n > budget):
+                    # Full: what came before this edge is one chunk; the edge starts the next.
+                    del holder.edges[-1]
+                    parts.append(holder.SerializeToString())
+                    chunks.append((count, b"".join(parts)))
+                    holder, parts, count, size = mapper_pb2.ReportEdgesRequest(), [], 0, 0
+                    _fill(holder.edges.add(), p)
+                count += 1
+                size += n
             parts.append(holder.SerializeToString())
-        return len(pending), b"".join(parts)
+        if count:
+            chunks.append((count, b"".join(parts)))
+        return chunks
 
 
 def _fill(edge: edge_pb2.Edge, p: _Pending) -> None:

@@ -1,10 +1,12 @@
-"""Reporter: streams edge batches to the mapper over gRPC, one batch in flight, retried until acked.
+"""Reporter: streams edge batches to the mapper over gRPC, one request in flight, retried until acked.
 
 The caller offers a batch when the reporter is idle; otherwise it keeps merging into its
-EdgeAccumulator. So a mapper that is down or slow costs memory per distinct edge, never a silent
-loss: a batch is kept until the mapper acknowledges its sequence number, and resent on a new
-stream after a failure (at-least-once; the mapper's merge is keyed, so a resend adds its counts
-again but no new edges).
+EdgeAccumulator (by edge key, so what waits is bounded by the number of distinct edges). So a mapper
+that is down or slow costs memory per distinct edge, never a silent loss: an offered batch is cut into
+requests of at most MAX_REPORT_EDGES edges / MAX_REPORT_BYTES, each kept until the mapper acknowledges
+it (the mapper acknowledges only what it has committed durably), and resent on a new stream after a
+failure. Requests carry this run's instance id and a sequence number, so the mapper merges a resent
+request once: counts are exact.
 """
 from __future__ import annotations
 
@@ -12,17 +14,20 @@ import logging
 import queue
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
 
-from netmapper_api.limits import MAX_REPORT_BYTES
+from netmapper_api.channel import ClientCredentials, open_channel
+from netmapper_api.limits import MAX_REPORT_BYTES, MAX_REPORT_EDGES
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
 
-REPORT_EDGES_METHOD = "/netmapper.v1.Mapper/ReportEdges"  # as in the generated mapper_pb2_grpc.MapperStub
+REPORT_EDGES_METHOD = "/netmapper.v1.Mapper/ReportEdges"  # as the generated mapper_pb2_grpc.MapperStub names it
 
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 10_000),
@@ -48,12 +53,36 @@ class ReporterStats:
     edges_acked: int = 0
     edges_rejected: int = 0
     send_failures: int = 0
+    resent_duplicates: int = 0  # requests the mapper had merged already (their first ack was lost)
     last_error: str = ""
 
 
+def split_batch(node: str, instance: str, first_sequence: int, edges: Sequence[edge_pb2.Edge],
+                lost: Sequence[edge_pb2.LostEvents]) -> list[mapper_pb2.ReportEdgesRequest]:
+    """Requests of at most MAX_REPORT_EDGES edges and about MAX_REPORT_BYTES each (lost events ride on
+    the first), numbered from first_sequence. Always at least one request."""
+    requests: list[mapper_pb2.ReportEdgesRequest] = []
+    chunk: list[edge_pb2.Edge] = []
+    size = 0
+    budget = MAX_REPORT_BYTES - 64 * 1024  # room for the envelope and the lost events
+    for e in edges:
+        n = e.ByteSize() + 8
+        if chunk and (len(chunk) >= MAX_REPORT_EDGES or size + n > budget):
+            requests.append(mapper_pb2.ReportEdgesRequest(edges=chunk))
+            chunk, size = [], 0
+        chunk.append(e)
+        size += n
+    requests.append(mapper_pb2.ReportEdgesRequest(edges=chunk))
+    requests[0].lost.extend(lost)
+    for i, req in enumerate(requests):
+        req.node, req.instance, req.sequence = node, instance, first_sequence + i
+    return requests
+
+
 @dataclass(frozen=True, slots=True)
-class _Batch:
-    """A ReportEdgesRequest as it goes on the wire: the sniffer keeps the bytes, not the message."""
+class _Wire:
+    """A request as it goes on the wire: the reporter keeps the bytes, not the message (10k edges:
+    under 2 MiB serialized, ~7 MiB as messages)."""
 
     sequence: int
     edges: int
@@ -68,10 +97,16 @@ def _as_is(payload: bytes) -> bytes:
 class Reporter:
     target: str
     node: str
-    ack_timeout: float = 10.0
+    ack_timeout: float = 30.0
     max_backoff: float = 10.0
+    credentials: ClientCredentials | None = None
+    # Close the stream after this long with nothing to send, before the mapper's idle timeout (10 min by
+    # default) ends it as abandoned; the next batch opens a new one.
+    idle_close: float = 120.0
     stats: ReporterStats = field(default_factory=ReporterStats)
-    _inflight: _Batch | None = field(default=None, init=False)
+    # This run of the sniffer: with the sequence it names each request, so a resend merges once.
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _pending: deque[_Wire] = field(default_factory=deque, init=False)
     _sequence: int = field(default=0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -83,30 +118,39 @@ class Reporter:
 
     def idle(self) -> bool:
         with self._cond:
-            return self._inflight is None
+            return not self._pending
 
     def offer(self, edges: Sequence[edge_pb2.Edge], lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
-        """Hand over a batch if none is in flight. False: keep it and offer it (merged) later."""
-        return self.offer_serialized(len(edges), mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString(), lost)
-
-    def offer_serialized(self, count: int, edges: bytes, lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
-        """offer() for `count` edges already serialized as a ReportEdgesRequest's `edges` field
-        (EdgeAccumulator.take_serialized); node, sequence and losses are added here."""
+        """Hand over a batch if none is pending. False: keep it and offer it (merged) later."""
         with self._cond:
-            if self._inflight is not None:
+            if self._pending:
                 return False
-            self._sequence += 1
-            head = mapper_pb2.ReportEdgesRequest(node=self.node, sequence=self._sequence, lost=lost)
-            # Encodings concatenate: the fields of both parts make one request.
-            self._inflight = _Batch(self._sequence, count, head.SerializeToString() + edges)
+            requests = split_batch(self.node, self.instance, self._sequence + 1, edges, lost)
+            self._sequence = requests[-1].sequence
+            self._pending.extend(_Wire(r.sequence, len(r.edges), r.SerializeToString()) for r in requests)
+            self._cond.notify_all()
+            return True
+
+    def offer_serialized(self, chunks: Sequence[tuple[int, bytes]], lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
+        """offer() for edges already serialized as requests' `edges` fields, (count, bytes) per request
+        (EdgeAccumulator.take_serialized); node, instance, sequence and losses are added here."""
+        with self._cond:
+            if self._pending:
+                return False
+            for i, (count, edges) in enumerate(chunks or [(0, b"")]):
+                self._sequence += 1
+                head = mapper_pb2.ReportEdgesRequest(node=self.node, instance=self.instance,
+                                                     sequence=self._sequence, lost=lost if i == 0 else ())
+                # Encodings concatenate: the fields of both parts make one request.
+                self._pending.append(_Wire(self._sequence, count, head.SerializeToString() + edges))
             self._cond.notify_all()
             return True
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the batch in flight is acknowledged."""
+        """Wait until everything offered is acknowledged."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._inflight is not None:
+            while self._pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -120,18 +164,31 @@ class Reporter:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _next_inflight(self, sent: int) -> _Batch | None:
-        """Block until a batch with sequence > sent is in flight (or stop)."""
+    def _next_inflight(self, sent: int) -> _Wire | None:
+        """Block until the oldest unacknowledged request has sequence > sent; None on stop or when
+        nothing was pending for idle_close seconds (the stream is then closed; the next batch opens one)."""
+        deadline = time.monotonic() + self.idle_close
         with self._cond:
             while not self._stop.is_set():
-                if self._inflight is not None and self._inflight.sequence > sent:
-                    return self._inflight
-                self._cond.wait(0.5)
+                if self._pending and self._pending[0].sequence > sent:
+                    return self._pending[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(0.5, left))
             return None
+
+    def _wait_pending(self) -> None:
+        with self._cond:
+            while not self._pending and not self._stop.is_set():
+                self._cond.wait(0.5)
 
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
+            self._wait_pending()  # a quiet node holds no stream open
+            if self._stop.is_set():
+                return
             try:
                 self._stream()
                 backoff = 0.2
@@ -148,14 +205,14 @@ class Reporter:
         self.stats.last_error = why
 
     def _stream(self) -> None:
-        with grpc.insecure_channel(self.target, options=_KEEPALIVE) as channel:
+        with open_channel(self.target, self.credentials, _KEEPALIVE) as channel:
             requests: queue.Queue[bytes | None] = queue.Queue()
 
             def gen() -> Iterator[bytes]:
                 while (payload := requests.get()) is not None:
                     yield payload
 
-            # The generated stub's method with the request serializer left out: batches are bytes already.
+            # The generated stub's method without its request serializer: requests are bytes already.
             report_edges = channel.stream_stream(REPORT_EDGES_METHOD, request_serializer=_as_is,
                                                  response_deserializer=mapper_pb2.ReportEdgesResponse.FromString)
             responses = report_edges(gen())
@@ -186,14 +243,17 @@ class Reporter:
                 requests.put(None)
                 responses.cancel()
 
-    def _acked(self, req: _Batch, ack: mapper_pb2.ReportEdgesResponse) -> None:
+    def _acked(self, req: _Wire, ack: mapper_pb2.ReportEdgesResponse) -> None:
         if ack.sequence != req.sequence:
             raise StreamBroken(f"acknowledged sequence {ack.sequence}, expected {req.sequence}")
         if ack.rejected:
-            log.warning("mapper rejected %d of %d edges: %s", ack.rejected, req.edges, ack.error)
+            examples = "; ".join(f"edge {r.index}: {r.reason}" for r in ack.rejections[:3]) or ack.error
+            log.warning("mapper refused %d of %d edges: %s", ack.rejected, req.edges, examples)
         with self._cond:
             self.stats.batches_acked += 1
             self.stats.edges_acked += ack.accepted
             self.stats.edges_rejected += ack.rejected
-            self._inflight = None
+            self.stats.resent_duplicates += ack.duplicate
+            if self._pending and self._pending[0] is req:
+                self._pending.popleft()
             self._cond.notify_all()

@@ -11,10 +11,12 @@ offered as a fixture, since conftest modules are not meant to be imported), or t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import pytest
+
+from postgres_server import PostgresServer, PostgresUnavailable
 
 
 def required(env_var: str) -> bool:
@@ -44,3 +46,24 @@ def require_bpf() -> None:
         check_environment()
     except ProbeUnavailable as e:
         unavailable("NETMAPPER_REQUIRE_BPF", f"eBPF unavailable: {e}")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (skip, or fail under NETMAPPER_REQUIRE_POSTGRES=1)."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except (PostgresUnavailable, OSError, ImportError) as e:
+        server.stop()
+        unavailable("NETMAPPER_REQUIRE_POSTGRES", f"PostgreSQL unavailable: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """URL of a fresh, empty database of its own for one test."""
+    return postgres.new_database()

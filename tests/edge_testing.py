@@ -4,9 +4,18 @@ Plain functions (not fixtures) so hypothesis strategies and parametrised tests c
 """
 from __future__ import annotations
 
+import time
+
 from netmapper_api.v1 import edge_pb2
 
-T0 = 1_700_000_000  # a fixed epoch second, so expected timestamps are literal
+# A whole hour a day before the test run: inside the mapper's report window (it refuses times more
+# than a week old or ahead of its clock), and fixed for the run so expected timestamps are exact.
+T0 = (int(time.time()) // 3600 - 24) * 3600
+
+
+def iso(seconds: float) -> str:
+    """RFC 3339 UTC with a Z, as diff, signals and JSON outputs print times: for expected values from T0."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def workload(name: str, namespace: str = "shop", kind: str = "Deployment", *, pod: str = "", ip: str = "",

@@ -6,9 +6,11 @@ import sys
 from typing import Any
 
 from netmapper.intents.crd import ClientIntentsValidator
+from netmapper.intents.distinct import client_label_values, distinct_by_label
 from netmapper.intents.export import ExportOptions, export_intents
 from netmapper.intents.output import render, write_intents
-from netmapper.cli.common import CliError, add_filter_flags, add_mapper_flag
+from netmapper.cli.common import (CliError, add_filter_flags, add_label_flags, add_mapper_flag, client_credentials,
+                                  edge_filter)
 from netmapper.client import list_edges
 
 
@@ -26,6 +28,7 @@ def add_parser(sub: Any) -> None:
                    help="name the Service a call went through (service: targets) instead of its workload")
     p.add_argument("--exclude-services", nargs="+", default=[], metavar="NAME[.NS]",
                    help="leave these out as clients and as targets")
+    add_label_flags(p)
     p.set_defaults(run=run)
 
 
@@ -33,18 +36,25 @@ def run(args: argparse.Namespace) -> int:
     options = ExportOptions(namespaces=tuple(args.namespaces), server=args.server,
                             output_version=args.output_version, include_service_targets=args.service_targets,
                             exclude_services=tuple(args.exclude_services))
-    result = export_intents(list_edges(args.mapper).edges, options)
+    # -n selects clients (Otterize's meaning), so it is applied by the export, not by the mapper's filter.
+    edges = list(list_edges(args.mapper, edge_filter(args), creds=client_credentials(args)).edges)
+    result = export_intents(edges, options)
+    documents = result.documents
+    if args.distinct_by_label:
+        documents, warnings = distinct_by_label(documents, client_label_values(edges, args.distinct_by_label))
+        for warning in warnings:
+            print(f"netmapper export: warning: {warning}", file=sys.stderr)
     validator = ClientIntentsValidator()
-    for doc in result.documents:
+    for doc in documents:
         errors = validator.errors(doc)
         if errors:  # a bug of ours, never the user's: refuse to hand out YAML the cluster would reject
             raise CliError(f"exported {doc['metadata']['namespace']}/{doc['metadata']['name']} is invalid: {errors}")
     for skipped in result.skipped:
         print(f"netmapper export: not exportable: {skipped.describe()}", file=sys.stderr)
     if args.output is None:
-        sys.stdout.write(render(result.documents, args.format))
+        sys.stdout.write(render(documents, args.format))
     else:
-        files = write_intents(result.documents, args.output, output_type=args.output_type, fmt=args.format)
-        print(f"wrote {len(result.documents)} ClientIntents to {', '.join(map(str, files[:3]))}"
+        files = write_intents(documents, args.output, output_type=args.output_type, fmt=args.format)
+        print(f"wrote {len(documents)} ClientIntents to {', '.join(map(str, files[:3]))}"
               f"{' ...' if len(files) > 3 else ''}", file=sys.stderr)
     return 0

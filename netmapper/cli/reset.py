@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netmapper.cli.common import add_mapper_flag
+from netmapper.cli.common import add_mapper_flag, client_credentials
 from netmapper.client import mapper_stub
 from netmapper_api.v1 import mapper_pb2
 
@@ -16,7 +16,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with mapper_stub(args.mapper) as stub:
+    with mapper_stub(args.mapper, client_credentials(args)) as stub:
         resp = stub.ResetEdges(mapper_pb2.ResetEdgesRequest(), timeout=30)
     print(f"removed {resp.removed} edges")
     return 0

@@ -13,11 +13,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from netmapper.cli.common import CliError
+from netmapper_api.channel import CredentialError, add_credential_flags, credentials_from_args
 from sniffer.agent import Agent
 from sniffer.cgroups import CgroupPodMap
 from sniffer.cluster import ClusterIndex
 from sniffer.dns_names import DnsNameTable
+from sniffer.edges import EdgeAccumulator
 from sniffer.feed import IdentityFeed
+from sniffer.metrics import SnifferCollector, serve_metrics
 from sniffer.reporter import Reporter
 from sniffer.resolver import DEFAULT_CLUSTER_CIDRS, Resolver
 
@@ -42,7 +46,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dns-trust-all", action="store_true",
                    help="trust DNS replies from any server (a host without cluster DNS); unsafe in a cluster")
     p.add_argument("--no-dns", action="store_true", help="do not capture DNS replies (no names on edges)")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                   help="send a known edge again at most this often, with the connects counted meanwhile; new edges "
+                        "are sent at once (default 5; 0 sends every edge that had connects each interval)")
+    p.add_argument("--metrics-listen", default=None, metavar="ADDR",
+                   help="serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9102)")
     p.add_argument("--ready-file", type=Path, help="touched once probes are attached (readiness)")
+    add_credential_flags(p)
     p.set_defaults(run=run)
 
 
@@ -59,12 +69,21 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
     return KubeFeed.in_cluster(node_name=args.node), 2.0
 
 
+def _map_fill(probe: Any) -> tuple[int, int] | None:
+    drain = probe.last_drain
+    return None if drain is None else (drain.keys, probe.map_size)
+
+
 def run(args: argparse.Namespace) -> int:
     # the probes need bcc: imported only by the command that uses them
     from sniffer.connect_probe import ConnectProbe
     from sniffer.dns_probe import DnsProbe
     from sniffer.dns_watch import DnsWatcher
 
+    try:
+        credentials = credentials_from_args(args)  # bad files fail before anything is attached
+    except CredentialError as e:
+        raise CliError(str(e)) from e
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -76,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
     names = DnsNameTable()  # written by the DNS watcher, read by the resolver
     resolver = Resolver(index, cluster_cidrs=args.cluster_cidr or DEFAULT_CLUSTER_CIDRS,
                         cgroup_pods=CgroupPodMap().pod_uid, dns_names=None if args.no_dns else names.names)
-    reporter = Reporter(args.mapper, args.node)
+    reporter = Reporter(args.mapper, args.node, credentials=credentials)
     reporter.start()
     try:
         with ConnectProbe(map_size=args.map_size) as probe, ExitStack() as dns:
             loss_sources = []
+            watcher = None
             if not args.no_dns:
                 watcher = DnsWatcher(source=dns.enter_context(DnsProbe()), client_of=resolver.client, names=names,
                                      trusted_servers=index.dns_server_ips, extra_trusted=tuple(args.dns_server),
@@ -91,7 +111,15 @@ def run(args: argparse.Namespace) -> int:
                 dns.callback(thread.join, 2.0)
             agent = Agent(source=probe, resolver=resolver, reporter=reporter, interval=args.interval,
                           hold_unresolved=hold, on_cycle=lambda: index.prune(time.time()),
-                          loss_sources=loss_sources)
+                          loss_sources=loss_sources, accumulator=EdgeAccumulator(refresh=args.refresh))
+            if args.metrics_listen is not None:
+                collector = SnifferCollector(agent=agent, index_counts=index.counts, dns=watcher,
+                                             dns_names=names.__len__, map_fill=lambda: _map_fill(probe))
+                try:
+                    _, stop_metrics = serve_metrics(args.metrics_listen, collector)
+                except OSError as exc:
+                    raise CliError(str(exc)) from exc
+                dns.callback(stop_metrics)
             if args.ready_file is not None:
                 args.ready_file.touch()
             log.info("sniffer on node %s capturing; reporting to %s every %.1fs", args.node, args.mapper, args.interval)

@@ -19,8 +19,8 @@ Contract, per client workload, one document:
 - Two client workloads of different kinds with one name in one namespace get metadata.name
   "<name>-<kind>" (lower case) so that neither document overwrites the other when applied.
 
-Not implemented: Otterize's --distinct-by-label and --exclude-labels need pod labels, which edges do
-not carry; the CLI should refuse those flags rather than ignore them.
+Otterize's --exclude-labels is an EdgeFilter the mapper applies (edges carry the pods' labels), and
+--distinct-by-label is distinct.py, applied to the documents made here.
 """
 from __future__ import annotations
 

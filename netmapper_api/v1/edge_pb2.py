@@ -25,29 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bnetmapper_api/v1/edge.proto\x12\x0cnetmapper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x08Workload\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"-\n\nServiceRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"\xc3\x01\n\x08\x45ndpoint\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.netmapper.v1.EndpointKind\x12(\n\x08workload\x18\x02 \x01(\x0b\x32\x16.netmapper.v1.Workload\x12\x0b\n\x03pod\x18\x03 \x01(\t\x12)\n\x07service\x18\x04 \x01(\x0b\x32\x18.netmapper.v1.ServiceRef\x12\n\n\x02ip\x18\x05 \x01(\t\x12\x11\n\tdns_names\x18\x06 \x03(\t\x12\x0c\n\x04node\x18\x07 \x01(\t\"\x95\x02\n\x04\x45\x64ge\x12&\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x16.netmapper.v1.Endpoint\x12&\n\x06server\x18\x02 \x01(\x0b\x32\x16.netmapper.v1.Endpoint\x12\x0c\n\x04port\x18\x03 \x01(\r\x12(\n\x08protocol\x18\x04 \x01(\x0e\x32\x16.netmapper.v1.Protocol\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x07 \x01(\x04\x12\x17\n\x0freporting_nodes\x18\x08 \x03(\t\"\x9a\x01\n\nLostEvents\x12(\n\x06source\x18\x01 \x01(\x0e\x32\x18.netmapper.v1.LostSource\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12)\n\x05\x66irst\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04last\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\nEdgeFilter\x12\x12\n\nnamespaces\x18\x01 \x03(\t\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t*D\n\x08Protocol\x12\x14\n\x10PROTOCOL_UNKNOWN\x10\x00\x12\x10\n\x0cPROTOCOL_TCP\x10\x01\x12\x10\n\x0cPROTOCOL_UDP\x10\x02*\xb2\x01\n\x0c\x45ndpointKind\x12\x19\n\x15\x45NDPOINT_KIND_UNKNOWN\x10\x00\x12\x1a\n\x16\x45NDPOINT_KIND_WORKLOAD\x10\x01\x12\x19\n\x15\x45NDPOINT_KIND_SERVICE\x10\x02\x12\x16\n\x12\x45NDPOINT_KIND_NODE\x10\x03\x12\x1a\n\x16\x45NDPOINT_KIND_INTERNET\x10\x04\x12\x1c\n\x18\x45NDPOINT_KIND_UNRESOLVED\x10\x05*\x82\x01\n\nLostSource\x12\x17\n\x13LOST_SOURCE_UNKNOWN\x10\x00\x12\x1f\n\x1bLOST_SOURCE_KERNEL_MAP_FULL\x10\x01\x12\x1b\n\x17LOST_SOURCE_RING_BUFFER\x10\x02\x12\x1d\n\x19LOST_SOURCE_SNIFFER_QUEUE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bnetmapper_api/v1/edge.proto\x12\x0cnetmapper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x08Workload\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"-\n\nServiceRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"\xa6\x02\n\x08\x45ndpoint\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.netmapper.v1.EndpointKind\x12(\n\x08workload\x18\x02 \x01(\x0b\x32\x16.netmapper.v1.Workload\x12\x0b\n\x03pod\x18\x03 \x01(\t\x12)\n\x07service\x18\x04 \x01(\x0b\x32\x18.netmapper.v1.ServiceRef\x12\n\n\x02ip\x18\x05 \x01(\t\x12\x11\n\tdns_names\x18\x06 \x03(\t\x12\x0c\n\x04node\x18\x07 \x01(\t\x12\x32\n\x06labels\x18\x08 \x03(\x0b\x32\".netmapper.v1.Endpoint.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x95\x02\n\x04\x45\x64ge\x12&\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x16.netmapper.v1.Endpoint\x12&\n\x06server\x18\x02 \x01(\x0b\x32\x16.netmapper.v1.Endpoint\x12\x0c\n\x04port\x18\x03 \x01(\r\x12(\n\x08protocol\x18\x04 \x01(\x0e\x32\x16.netmapper.v1.Protocol\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x07 \x01(\x04\x12\x17\n\x0freporting_nodes\x18\x08 \x03(\t\"\x9a\x01\n\nLostEvents\x12(\n\x06source\x18\x01 \x01(\x0e\x32\x18.netmapper.v1.LostSource\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12)\n\x05\x66irst\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04last\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\nEdgeFilter\x12\x12\n\nnamespaces\x18\x01 \x03(\t\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x19\n\x11\x63lient_namespaces\x18\x04 \x03(\t\x12\x19\n\x11server_namespaces\x18\x05 \x03(\t\x12.\n\nseen_since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x16\n\x0e\x65xclude_labels\x18\x08 \x03(\t*D\n\x08Protocol\x12\x14\n\x10PROTOCOL_UNKNOWN\x10\x00\x12\x10\n\x0cPROTOCOL_TCP\x10\x01\x12\x10\n\x0cPROTOCOL_UDP\x10\x02*\xb2\x01\n\x0c\x45ndpointKind\x12\x19\n\x15\x45NDPOINT_KIND_UNKNOWN\x10\x00\x12\x1a\n\x16\x45NDPOINT_KIND_WORKLOAD\x10\x01\x12\x19\n\x15\x45NDPOINT_KIND_SERVICE\x10\x02\x12\x16\n\x12\x45NDPOINT_KIND_NODE\x10\x03\x12\x1a\n\x16\x45NDPOINT_KIND_INTERNET\x10\x04\x12\x1c\n\x18\x45NDPOINT_KIND_UNRESOLVED\x10\x05*\xc2\x01\n\nLostSource\x12\x17\n\x13LOST_SOURCE_UNKNOWN\x10\x00\x12\x1f\n\x1bLOST_SOURCE_KERNEL_MAP_FULL\x10\x01\x12\x1b\n\x17LOST_SOURCE_RING_BUFFER\x10\x02\x12\x1d\n\x19LOST_SOURCE_SNIFFER_QUEUE\x10\x03\x12\x1e\n\x1aLOST_SOURCE_WATCHER_LAGGED\x10\x04\x12\x1e\n\x1aLOST_SOURCE_MAPPER_EVICTED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'netmapper_api.v1.edge_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOCOL']._serialized_start=885
-  _globals['_PROTOCOL']._serialized_end=953
-  _globals['_ENDPOINTKIND']._serialized_start=956
-  _globals['_ENDPOINTKIND']._serialized_end=1134
-  _globals['_LOSTSOURCE']._serialized_start=1137
-  _globals['_LOSTSOURCE']._serialized_end=1267
+  _globals['_ENDPOINT_LABELSENTRY']._loaded_options = None
+  _globals['_ENDPOINT_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_PROTOCOL']._serialized_start=1127
+  _globals['_PROTOCOL']._serialized_end=1195
+  _globals['_ENDPOINTKIND']._serialized_start=1198
+  _globals['_ENDPOINTKIND']._serialized_end=1376
+  _globals['_LOSTSOURCE']._serialized_start=1379
+  _globals['_LOSTSOURCE']._serialized_end=1573
   _globals['_WORKLOAD']._serialized_start=78
   _globals['_WORKLOAD']._serialized_end=135
   _globals['_SERVICEREF']._serialized_start=137
   _globals['_SERVICEREF']._serialized_end=182
   _globals['_ENDPOINT']._serialized_start=185
-  _globals['_ENDPOINT']._serialized_end=380
-  _globals['_EDGE']._serialized_start=383
-  _globals['_EDGE']._serialized_end=660
-  _globals['_LOSTEVENTS']._serialized_start=663
-  _globals['_LOSTEVENTS']._serialized_end=817
-  _globals['_EDGEFILTER']._serialized_start=819
-  _globals['_EDGEFILTER']._serialized_end=883
+  _globals['_ENDPOINT']._serialized_end=479
+  _globals['_ENDPOINT_LABELSENTRY']._serialized_start=434
+  _globals['_ENDPOINT_LABELSENTRY']._serialized_end=479
+  _globals['_EDGE']._serialized_start=482
+  _globals['_EDGE']._serialized_end=759
+  _globals['_LOSTEVENTS']._serialized_start=762
+  _globals['_LOSTEVENTS']._serialized_end=916
+  _globals['_EDGEFILTER']._serialized_start=919
+  _globals['_EDGEFILTER']._serialized_end=1125
 # @@protoc_insertion_point(module_scope)

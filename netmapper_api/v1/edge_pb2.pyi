@@ -85,6 +85,14 @@ class _LostSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LostSource
     """LOST_SOURCE_RING_BUFFER: the ring buffer to user space was full."""
     LOST_SOURCE_SNIFFER_QUEUE: _LostSource.ValueType  # 3
     """LOST_SOURCE_SNIFFER_QUEUE: the sniffer's outbound queue overflowed while the mapper was away."""
+    LOST_SOURCE_WATCHER_LAGGED: _LostSource.ValueType  # 4
+    """LOST_SOURCE_WATCHER_LAGGED: a WatchEdges client read more slowly than edges changed; the mapper dropped
+    the changes queued for it (count = changes dropped) and resyncs it with every edge changed since.
+    """
+    LOST_SOURCE_MAPPER_EVICTED: _LostSource.ValueType  # 5
+    """LOST_SOURCE_MAPPER_EVICTED: edges the mapper forgot (stalest first) because it held its maximum
+    number of edges; count is edges, not observations.
+    """
 
 class LostSource(_LostSource, metaclass=_LostSourceEnumTypeWrapper):
     """LostSource says where observations were lost."""
@@ -96,6 +104,14 @@ LOST_SOURCE_RING_BUFFER: LostSource.ValueType  # 2
 """LOST_SOURCE_RING_BUFFER: the ring buffer to user space was full."""
 LOST_SOURCE_SNIFFER_QUEUE: LostSource.ValueType  # 3
 """LOST_SOURCE_SNIFFER_QUEUE: the sniffer's outbound queue overflowed while the mapper was away."""
+LOST_SOURCE_WATCHER_LAGGED: LostSource.ValueType  # 4
+"""LOST_SOURCE_WATCHER_LAGGED: a WatchEdges client read more slowly than edges changed; the mapper dropped
+the changes queued for it (count = changes dropped) and resyncs it with every edge changed since.
+"""
+LOST_SOURCE_MAPPER_EVICTED: LostSource.ValueType  # 5
+"""LOST_SOURCE_MAPPER_EVICTED: edges the mapper forgot (stalest first) because it held its maximum
+number of edges; count is edges, not observations.
+"""
 Global___LostSource: _TypeAlias = LostSource  # noqa: Y015
 
 @_typing.final
@@ -160,6 +176,26 @@ class Endpoint(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     KIND_FIELD_NUMBER: _builtins.int
     WORKLOAD_FIELD_NUMBER: _builtins.int
     POD_FIELD_NUMBER: _builtins.int
@@ -167,6 +203,7 @@ class Endpoint(_message.Message):
     IP_FIELD_NUMBER: _builtins.int
     DNS_NAMES_FIELD_NUMBER: _builtins.int
     NODE_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
     kind: Global___EndpointKind.ValueType
     """kind: what the address resolved to; decides which of the fields below are set."""
     pod: _builtins.str
@@ -187,6 +224,12 @@ class Endpoint(_message.Message):
     def dns_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """dns_names: names the client resolved to this address (from DNS replies), sorted."""
 
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """labels: Kubernetes labels of the pod the sniffer saw (the example pod above), as the sniffer knew them.
+        The mapper keeps one set per side (the example pod's); filters and `--exclude-labels` match them.
+        """
+
     def __init__(
         self,
         *,
@@ -197,10 +240,11 @@ class Endpoint(_message.Message):
         ip: _builtins.str = ...,
         dns_names: _abc.Iterable[_builtins.str] | None = ...,
         node: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["service", b"service", "workload", b"workload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns_names", b"dns_names", "ip", b"ip", "kind", b"kind", "node", b"node", "pod", b"pod", "service", b"service", "workload", b"workload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns_names", b"dns_names", "ip", b"ip", "kind", b"kind", "labels", b"labels", "node", b"node", "pod", b"pod", "service", b"service", "workload", b"workload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,13 +350,18 @@ Global___LostEvents: _TypeAlias = LostEvents  # noqa: Y015
 
 @_typing.final
 class EdgeFilter(_message.Message):
-    """EdgeFilter selects edges. Fields set in one filter AND; a list of filters ORs."""
+    """EdgeFilter selects edges. Fields set in one filter AND; a list of filters ORs; an unset field matches all."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACES_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
     SERVER_FIELD_NUMBER: _builtins.int
+    CLIENT_NAMESPACES_FIELD_NUMBER: _builtins.int
+    SERVER_NAMESPACES_FIELD_NUMBER: _builtins.int
+    SEEN_SINCE_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    EXCLUDE_LABELS_FIELD_NUMBER: _builtins.int
     client: _builtins.str
     """client: client workload as "name" or "name.namespace"."""
     server: _builtins.str
@@ -321,16 +370,43 @@ class EdgeFilter(_message.Message):
     def namespaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """namespaces: the client or the server is in one of these namespaces."""
 
+    @_builtins.property
+    def client_namespaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """client_namespaces: the client is in one of these namespaces."""
+
+    @_builtins.property
+    def server_namespaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """server_namespaces: the server is in one of these namespaces."""
+
+    @_builtins.property
+    def seen_since(self) -> _timestamp_pb2.Timestamp:
+        """seen_since: the edge was last seen at or after this time."""
+
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """labels: "key=value" or "key" (present with any value); the client or the server carries every one."""
+
+    @_builtins.property
+    def exclude_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """exclude_labels: "key=value" or "key"; an edge whose client or server carries any of them is left out
+        (otterize network-mapper export --exclude-labels).
+        """
+
     def __init__(
         self,
         *,
         namespaces: _abc.Iterable[_builtins.str] | None = ...,
         client: _builtins.str = ...,
         server: _builtins.str = ...,
+        client_namespaces: _abc.Iterable[_builtins.str] | None = ...,
+        server_namespaces: _abc.Iterable[_builtins.str] | None = ...,
+        seen_since: _timestamp_pb2.Timestamp | None = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+        exclude_labels: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["seen_since", b"seen_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "namespaces", b"namespaces", "server", b"server"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "client_namespaces", b"client_namespaces", "exclude_labels", b"exclude_labels", "labels", b"labels", "namespaces", b"namespaces", "seen_since", b"seen_since", "server", b"server", "server_namespaces", b"server_namespaces"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,10 +29,18 @@ class ReportEdgesRequest(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     EDGES_FIELD_NUMBER: _builtins.int
     LOST_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     """node: name of the node the sniffer runs on."""
     sequence: _builtins.int
-    """sequence: per-stream batch number, echoed in the acknowledgement."""
+    """Batch number, increasing per instance across streams (a resend keeps its number).
+    sequence: the batch number, echoed in the acknowledgement.
+    """
+    instance: _builtins.str
+    """One run of one sniffer (random at start); with sequence it names the batch, so the mapper merges a
+    resent batch once. Empty: no deduplication (at-least-once).
+    instance: the sniffer run that sent the batch.
+    """
     @_builtins.property
     def edges(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.Edge]:
         """edges: edges observed since the previous batch (already aggregated per key by the sniffer)."""
@@ -48,14 +56,41 @@ class ReportEdgesRequest(_message.Message):
         sequence: _builtins.int = ...,
         edges: _abc.Iterable[_edge_pb2.Edge] | None = ...,
         lost: _abc.Iterable[_edge_pb2.LostEvents] | None = ...,
+        instance: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "lost", b"lost", "node", b"node", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "instance", b"instance", "lost", b"lost", "node", b"node", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportEdgesRequest: _TypeAlias = ReportEdgesRequest  # noqa: Y015
+
+@_typing.final
+class EdgeRejection(_message.Message):
+    """EdgeRejection says why one edge of a batch was refused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """index: position of the edge in ReportEdgesRequest.edges."""
+    reason: _builtins.str
+    """reason: what was wrong, for the sniffer's log."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EdgeRejection: _TypeAlias = EdgeRejection  # noqa: Y015
 
 @_typing.final
 class ReportEdgesResponse(_message.Message):
@@ -67,6 +102,8 @@ class ReportEdgesResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """sequence: the batch acknowledged."""
     accepted: _builtins.int
@@ -75,6 +112,12 @@ class ReportEdgesResponse(_message.Message):
     """rejected: edges refused as invalid (with the first reason in error)."""
     error: _builtins.str
     """error: why edges were rejected, empty when none were."""
+    duplicate: _builtins.bool
+    """duplicate: the batch (instance, sequence) had been merged before; nothing was merged again."""
+    @_builtins.property
+    def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___EdgeRejection]:
+        """rejections: the refused edges with their reasons (at most the first 100 of a batch)."""
+
     def __init__(
         self,
         *,
@@ -82,10 +125,12 @@ class ReportEdgesResponse(_message.Message):
         accepted: _builtins.int = ...,
         rejected: _builtins.int = ...,
         error: _builtins.str = ...,
+        rejections: _abc.Iterable[Global___EdgeRejection] | None = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "error", b"error", "rejected", b"rejected", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicate", b"duplicate", "error", b"error", "rejected", b"rejected", "rejections", b"rejections", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -98,6 +143,16 @@ class ListEdgesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FILTERS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """page_size: at most this many edges per response; 0 means all in one response."""
+    page_token: _builtins.str
+    """page_token: next_page_token of the previous page; empty for the first page. Pages are cut by edge key,
+    so under concurrent writes every edge that exists for the whole listing is returned exactly once (with
+    its values when its page was read); an edge created meanwhile appears if its key sorts after the cursor.
+    The filters must be the same for every page of one listing.
+    """
     @_builtins.property
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.EdgeFilter]:
         """filters: OR of filters; empty means all edges."""
@@ -106,10 +161,12 @@ class ListEdgesRequest(_message.Message):
         self,
         *,
         filters: _abc.Iterable[_edge_pb2.EdgeFilter] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -123,6 +180,12 @@ class ListEdgesResponse(_message.Message):
 
     EDGES_FIELD_NUMBER: _builtins.int
     LOST_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """next_page_token: pass as page_token for the next page; empty on the last page."""
+    resume_token: _builtins.str
+    """resume_token: WatchEdges from this token sends every change made after this response was read."""
     @_builtins.property
     def edges(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.Edge]:
         """edges: the matching edges."""
@@ -136,14 +199,144 @@ class ListEdgesResponse(_message.Message):
         *,
         edges: _abc.Iterable[_edge_pb2.Edge] | None = ...,
         lost: _abc.Iterable[_edge_pb2.LostEvents] | None = ...,
+        next_page_token: _builtins.str = ...,
+        resume_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "lost", b"lost"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "lost", b"lost", "next_page_token", b"next_page_token", "resume_token", b"resume_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEdgesResponse: _TypeAlias = ListEdgesResponse  # noqa: Y015
+
+@_typing.final
+class WatchEdgesRequest(_message.Message):
+    """WatchEdgesRequest starts a watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTERS_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    resume_token: _builtins.str
+    """resume_token: continue after the message that carried it (on any replica sharing the store); empty
+    starts with the current set. A token the mapper cannot resume from (another store, a reset since) is
+    answered with forgotten and the current set.
+    """
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.EdgeFilter]:
+        """filters: OR of filters, as in ListEdgesRequest; empty means all edges."""
+
+    def __init__(
+        self,
+        *,
+        filters: _abc.Iterable[_edge_pb2.EdgeFilter] | None = ...,
+        resume_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "resume_token", b"resume_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEdgesRequest: _TypeAlias = WatchEdgesRequest  # noqa: Y015
+
+@_typing.final
+class WatchSynced(_message.Message):
+    """WatchSynced marks the end of the current set (or of a resync); what follows are changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EDGES_FIELD_NUMBER: _builtins.int
+    edges: _builtins.int
+    """edges: how many edges were sent before it (the current set, or the edges changed since a cursor)."""
+    def __init__(
+        self,
+        *,
+        edges: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSynced: _TypeAlias = WatchSynced  # noqa: Y015
+
+@_typing.final
+class WatchForgotten(_message.Message):
+    """WatchForgotten says the mapper forgot edges (reset, expiry, an unusable resume token): drop what you have;
+    the current set follows, ending with synced.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """reason: why, for people."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchForgotten: _TypeAlias = WatchForgotten  # noqa: Y015
+
+@_typing.final
+class WatchEdgesResponse(_message.Message):
+    """WatchEdgesResponse is one event of a watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EDGE_FIELD_NUMBER: _builtins.int
+    SYNCED_FIELD_NUMBER: _builtins.int
+    LOST_FIELD_NUMBER: _builtins.int
+    FORGOTTEN_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    resume_token: _builtins.str
+    """resume_token: WatchEdges with this token continues after this message. Set on synced and on changes."""
+    @_builtins.property
+    def edge(self) -> _edge_pb2.Edge:
+        """edge: an edge as it is now, sent when it was created or changed (and once per edge in a current set)."""
+
+    @_builtins.property
+    def synced(self) -> Global___WatchSynced:
+        """synced: the current set (or the resync) has been sent in full."""
+
+    @_builtins.property
+    def lost(self) -> _edge_pb2.LostEvents:
+        """lost: this watcher fell behind (source LOST_SOURCE_WATCHER_LAGGED, count = changes not sent); every
+        edge changed since the last change it received follows (as it is now), ending with synced, so the
+        watcher's view is whole again.
+        """
+
+    @_builtins.property
+    def forgotten(self) -> Global___WatchForgotten:
+        """forgotten: edges were forgotten; the current set follows, ending with synced."""
+
+    def __init__(
+        self,
+        *,
+        edge: _edge_pb2.Edge | None = ...,
+        synced: Global___WatchSynced | None = ...,
+        lost: _edge_pb2.LostEvents | None = ...,
+        forgotten: Global___WatchForgotten | None = ...,
+        resume_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["edge", b"edge", "event", b"event", "forgotten", b"forgotten", "lost", b"lost", "synced", b"synced"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edge", b"edge", "event", b"event", "forgotten", b"forgotten", "lost", b"lost", "resume_token", b"resume_token", "synced", b"synced"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["edge", "synced", "lost", "forgotten"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchEdgesResponse: _TypeAlias = WatchEdgesResponse  # noqa: Y015
 
 @_typing.final
 class ResetEdgesRequest(_message.Message):

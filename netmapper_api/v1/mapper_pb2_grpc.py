@@ -26,7 +26,15 @@ if _version_not_supported:
 
 
 class MapperStub:
-    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service.
+    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service and gRPC server
+    reflection (so grpcurl and other stock clients can list and call it).
+
+    Export to ClientIntents is not an RPC, by decision: intents are a pure function of the edges ListEdges
+    returns, computed by one library module that the CLI (and a future web backend) import. Behind an RPC the
+    mapper would pin ClientIntents API versions (v1alpha3, v2beta1, which follow the Otterize operator's
+    releases) and YAML rendering into this wire API, and every mapper replica would need an upgrade for a
+    change of output format. The API stays what only the mapper can answer: the edges, pages of them, and their
+    changes.
     """
 
     def __init__(self, channel):
@@ -45,6 +53,11 @@ class MapperStub:
                 request_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesRequest.SerializeToString,
                 response_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesResponse.FromString,
                 _registered_method=True)
+        self.WatchEdges = channel.unary_stream(
+                '/netmapper.v1.Mapper/WatchEdges',
+                request_serializer=netmapper__api_dot_v1_dot_mapper__pb2.WatchEdgesRequest.SerializeToString,
+                response_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.WatchEdgesResponse.FromString,
+                _registered_method=True)
         self.ResetEdges = channel.unary_unary(
                 '/netmapper.v1.Mapper/ResetEdges',
                 request_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesRequest.SerializeToString,
@@ -53,18 +66,36 @@ class MapperStub:
 
 
 class MapperServicer:
-    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service.
+    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service and gRPC server
+    reflection (so grpcurl and other stock clients can list and call it).
+
+    Export to ClientIntents is not an RPC, by decision: intents are a pure function of the edges ListEdges
+    returns, computed by one library module that the CLI (and a future web backend) import. Behind an RPC the
+    mapper would pin ClientIntents API versions (v1alpha3, v2beta1, which follow the Otterize operator's
+    releases) and YAML rendering into this wire API, and every mapper replica would need an upgrade for a
+    change of output format. The API stays what only the mapper can answer: the edges, pages of them, and their
+    changes.
     """
 
     def ReportEdges(self, request_iterator, context):
-        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it.
+        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+        (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+        acknowledgement is acknowledged again but merged once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListEdges(self, request, context):
-        """ListEdges: the current edges, optionally filtered.
+        """ListEdges: the current edges, optionally filtered, in pages when page_size is set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEdges(self, request, context):
+        """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
+        changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,6 +121,11 @@ def add_MapperServicer_to_server(servicer, server):
                     request_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesRequest.FromString,
                     response_serializer=netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesResponse.SerializeToString,
             ),
+            'WatchEdges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEdges,
+                    request_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.WatchEdgesRequest.FromString,
+                    response_serializer=netmapper__api_dot_v1_dot_mapper__pb2.WatchEdgesResponse.SerializeToString,
+            ),
             'ResetEdges': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetEdges,
                     request_deserializer=netmapper__api_dot_v1_dot_mapper__pb2.ResetEdgesRequest.FromString,
@@ -104,7 +140,15 @@ def add_MapperServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Mapper:
-    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service.
+    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service and gRPC server
+    reflection (so grpcurl and other stock clients can list and call it).
+
+    Export to ClientIntents is not an RPC, by decision: intents are a pure function of the edges ListEdges
+    returns, computed by one library module that the CLI (and a future web backend) import. Behind an RPC the
+    mapper would pin ClientIntents API versions (v1alpha3, v2beta1, which follow the Otterize operator's
+    releases) and YAML rendering into this wire API, and every mapper replica would need an upgrade for a
+    change of output format. The API stays what only the mapper can answer: the edges, pages of them, and their
+    changes.
     """
 
     @staticmethod
@@ -151,6 +195,33 @@ class Mapper:
             '/netmapper.v1.Mapper/ListEdges',
             netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesRequest.SerializeToString,
             netmapper__api_dot_v1_dot_mapper__pb2.ListEdgesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEdges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/netmapper.v1.Mapper/WatchEdges',
+            netmapper__api_dot_v1_dot_mapper__pb2.WatchEdgesRequest.SerializeToString,
+            netmapper__api_dot_v1_dot_mapper__pb2.WatchEdgesResponse.FromString,
             options,
             channel_credentials,
             insecure,

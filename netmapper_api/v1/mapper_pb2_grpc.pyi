@@ -27,33 +27,74 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class MapperStub:
-    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service."""
+    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service and gRPC server
+    reflection (so grpcurl and other stock clients can list and call it).
+
+    Export to ClientIntents is not an RPC, by decision: intents are a pure function of the edges ListEdges
+    returns, computed by one library module that the CLI (and a future web backend) import. Behind an RPC the
+    mapper would pin ClientIntents API versions (v1alpha3, v2beta1, which follow the Otterize operator's
+    releases) and YAML rendering into this wire API, and every mapper replica would need an upgrade for a
+    change of output format. The API stays what only the mapper can answer: the edges, pages of them, and their
+    changes.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MapperAsyncStub: ...
     ReportEdges: _grpc.StreamStreamMultiCallable[_mapper_pb2.ReportEdgesRequest, _mapper_pb2.ReportEdgesResponse]
-    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it."""
+    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+    (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+    acknowledgement is acknowledged again but merged once.
+    """
     ListEdges: _grpc.UnaryUnaryMultiCallable[_mapper_pb2.ListEdgesRequest, _mapper_pb2.ListEdgesResponse]
-    """ListEdges: the current edges, optionally filtered."""
+    """ListEdges: the current edges, optionally filtered, in pages when page_size is set."""
+    WatchEdges: _grpc.UnaryStreamMultiCallable[_mapper_pb2.WatchEdgesRequest, _mapper_pb2.WatchEdgesResponse]
+    """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
+    changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
+    """
     ResetEdges: _grpc.UnaryUnaryMultiCallable[_mapper_pb2.ResetEdgesRequest, _mapper_pb2.ResetEdgesResponse]
     """ResetEdges: forget every edge (otterize network-mapper reset)."""
 
 @_typing.type_check_only
 class MapperAsyncStub(MapperStub):
-    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service."""
+    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service and gRPC server
+    reflection (so grpcurl and other stock clients can list and call it).
+
+    Export to ClientIntents is not an RPC, by decision: intents are a pure function of the edges ListEdges
+    returns, computed by one library module that the CLI (and a future web backend) import. Behind an RPC the
+    mapper would pin ClientIntents API versions (v1alpha3, v2beta1, which follow the Otterize operator's
+    releases) and YAML rendering into this wire API, and every mapper replica would need an upgrade for a
+    change of output format. The API stays what only the mapper can answer: the edges, pages of them, and their
+    changes.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReportEdges: _aio.StreamStreamMultiCallable[_mapper_pb2.ReportEdgesRequest, _mapper_pb2.ReportEdgesResponse]  # type: ignore[assignment]
-    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it."""
+    """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+    (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+    acknowledgement is acknowledged again but merged once.
+    """
     ListEdges: _aio.UnaryUnaryMultiCallable[_mapper_pb2.ListEdgesRequest, _mapper_pb2.ListEdgesResponse]  # type: ignore[assignment]
-    """ListEdges: the current edges, optionally filtered."""
+    """ListEdges: the current edges, optionally filtered, in pages when page_size is set."""
+    WatchEdges: _aio.UnaryStreamMultiCallable[_mapper_pb2.WatchEdgesRequest, _mapper_pb2.WatchEdgesResponse]  # type: ignore[assignment]
+    """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
+    changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
+    """
     ResetEdges: _aio.UnaryUnaryMultiCallable[_mapper_pb2.ResetEdgesRequest, _mapper_pb2.ResetEdgesResponse]  # type: ignore[assignment]
     """ResetEdges: forget every edge (otterize network-mapper reset)."""
 
 class MapperServicer(metaclass=_abc_1.ABCMeta):
-    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service."""
+    """Mapper is served by `netmapper mapper serve`, beside the standard grpc.health.v1 service and gRPC server
+    reflection (so grpcurl and other stock clients can list and call it).
+
+    Export to ClientIntents is not an RPC, by decision: intents are a pure function of the edges ListEdges
+    returns, computed by one library module that the CLI (and a future web backend) import. Behind an RPC the
+    mapper would pin ClientIntents API versions (v1alpha3, v2beta1, which follow the Otterize operator's
+    releases) and YAML rendering into this wire API, and every mapper replica would need an upgrade for a
+    change of output format. The API stays what only the mapper can answer: the edges, pages of them, and their
+    changes.
+    """
 
     @_abc_1.abstractmethod
     def ReportEdges(
@@ -61,7 +102,10 @@ class MapperServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_mapper_pb2.ReportEdgesRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_mapper_pb2.ReportEdgesResponse], _abc.AsyncIterator[_mapper_pb2.ReportEdgesResponse]]:
-        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch after merging it."""
+        """ReportEdges: a sniffer streams edge batches; the mapper acknowledges each batch once it is durable
+        (merged and committed to its store). A batch resent with the same (instance, sequence) after a lost
+        acknowledgement is acknowledged again but merged once.
+        """
 
     @_abc_1.abstractmethod
     def ListEdges(
@@ -69,7 +113,17 @@ class MapperServicer(metaclass=_abc_1.ABCMeta):
         request: _mapper_pb2.ListEdgesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_mapper_pb2.ListEdgesResponse, _abc.Awaitable[_mapper_pb2.ListEdgesResponse]]:
-        """ListEdges: the current edges, optionally filtered."""
+        """ListEdges: the current edges, optionally filtered, in pages when page_size is set."""
+
+    @_abc_1.abstractmethod
+    def WatchEdges(
+        self,
+        request: _mapper_pb2.WatchEdgesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_mapper_pb2.WatchEdgesResponse], _abc.AsyncIterator[_mapper_pb2.WatchEdgesResponse]]:
+        """WatchEdges: the current set (or the changes since a resume token), then each edge as it is created or
+        changes. A watcher that falls behind is told what it lost, then gets every edge changed since: never a gap.
+        """
 
     @_abc_1.abstractmethod
     def ResetEdges(

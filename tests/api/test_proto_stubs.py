@@ -31,4 +31,8 @@ def test_every_api_field_is_documented() -> None:
                 name = s.split("=")[0].split()[-1]
                 if name.isupper():  # enum values: their names say it
                     continue
-                assert lines[i - 1].strip().startswith(f"// {name}:"), f"{proto.name}:{i + 1}: {name} undocumented"
+                start = i - 1  # the comment block right above the field; one of its lines starts with the name
+                while start > 0 and lines[start - 1].strip().startswith("//"):
+                    start -= 1
+                block = [ln.strip() for ln in lines[start:i]]
+                assert any(ln.startswith(f"// {name}:") for ln in block), f"{proto.name}:{i + 1}: {name} undocumented"

@@ -22,9 +22,9 @@ def test_edges_survive_a_restart(tmp_path: Path) -> None:
     with EdgeStore(db) as store:
         store.merge(_edges(), "node-a")
         store.merge(_edges()[:1], "node-b")
-        before = store.list_response_bytes()
+        before = store.list()
     with EdgeStore(db) as store:
-        assert store.list_response_bytes() == before
+        assert store.list() == before
         assert len(store) == 3
         # Merging continues on top of what was loaded, updating the same rows.
         store.merge(_edges()[:1], "node-c")

@@ -172,7 +172,7 @@ def test_edges_survive_a_mapper_restart(tmp_path: Path) -> None:
     try:
         with grpc.insecure_channel(server.address) as ch:
             after = mapper_pb2_grpc.MapperStub(ch).ListEdges(mapper_pb2.ListEdgesRequest(), timeout=TIMEOUT)
-        assert after == before
+        assert after.edges == before.edges and after.lost == before.lost
         assert after.edges[0].count == 5
     finally:
         server.stop()

@@ -51,7 +51,9 @@ def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
 
 def start_mapper(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
     addr = f"127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([sys.executable, "-m", "netmapper.cli.main", "mapper", "serve", "--listen", addr, *extra],
+    # The report window is widened: EDGES holds a call last seen a month ago (the mapper refuses older than 7d).
+    proc = subprocess.Popen([sys.executable, "-m", "netmapper.cli.main", "mapper", "serve", "--listen", addr,
+                             "--max-report-age", "60d", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while True:

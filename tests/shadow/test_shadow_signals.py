@@ -9,7 +9,7 @@ import grpc
 import pytest
 import yaml
 
-from edge_testing import edge, node, workload
+from edge_testing import T0, edge, iso, node, workload
 from mapper.server import MapperServer, serve
 from netmapper.shadow.diff import diff
 from netmapper.shadow.load import load_paths, load_text
@@ -81,7 +81,7 @@ def test_one_message_per_newly_observed_uncovered_call(hook: WebhookServer, inte
     assert msg["event"] == "uncovered_call"
     assert msg["client"] == {"name": "frontend", "namespace": "shop", "kind": "Deployment"}
     assert msg["target"] == {"kubernetes": {"name": "db", "kind": "StatefulSet"}}
-    assert (msg["port"], msg["protocol"], msg["first_seen"]) == (5432, "TCP", "2023-11-14T22:13:20Z")
+    assert (msg["port"], msg["protocol"], msg["first_seen"]) == (5432, "TCP", iso(T0))
     assert "shop/frontend (Deployment)" in msg["text"] and "db (StatefulSet)" in msg["text"]
     assert "5432" in msg["text"] and msg["intents"] in msg["text"]
     assert hook.headers[0]["Content-Type"] == "application/json"

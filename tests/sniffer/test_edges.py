@@ -45,3 +45,30 @@ def test_overflow_beyond_max_edges_is_counted_not_silent() -> None:
     acc.add([connect("a", port=1, count=7)])  # an existing edge still merges
     assert len(acc) == 2 and acc.overflow == 4
     assert sorted(e.count for e in acc.take()) == [2, 9]
+
+
+def test_a_known_edge_is_refreshed_at_most_every_refresh_seconds_with_its_accumulated_count() -> None:
+    acc = EdgeAccumulator(refresh=30.0)
+    acc.add([connect("a", count=2)])
+    assert [e.count for e in acc.take(now=100.0)] == [2]  # new: sent at once
+    for t in (101.0, 110.0, 129.0):  # known: connects keep counting, nothing is sent before the refresh
+        acc.add([connect("a", count=5, last=t)])
+        assert acc.take(now=t) == []
+    acc.add([connect("a", port=9090)])  # a new edge meanwhile goes out at once, alone
+    assert [(e.port, e.count) for e in acc.take(now=129.5)] == [(9090, 1)]
+    (refreshed,) = acc.take(now=130.0)
+    assert (refreshed.port, refreshed.count, refreshed.last_seen.seconds) == (8080, 15, 129)
+    assert acc.take(now=131.0) == [] and len(acc) == 0
+    acc.add([connect("a", count=1, last=140.0)])
+    assert acc.take(now=140.0) == []
+    assert [e.count for e in acc.take()] == [1]  # shutdown: everything pending, due or not
+
+
+def test_known_edges_are_bounded_and_a_forgotten_one_is_sent_as_new() -> None:
+    acc = EdgeAccumulator(refresh=30.0, max_known=2)
+    for port in (1, 2, 3):
+        acc.add([connect("a", port=port)])
+        acc.take(now=0.0)
+    assert acc.known == 2
+    acc.add([connect("a", port=1), connect("a", port=3)])
+    assert [e.port for e in acc.take(now=1.0)] == [1]  # port 1 was forgotten (least recently sent)
