@@ -16,6 +16,7 @@ from sniffer.cluster_dns import is_cluster_dns_service, node_local_dns_ips
 from sniffer.owners import OWNER_KINDS, WORKLOAD_NAME_ANNOTATION, OwnerLink
 
 Obj = Mapping[str, Any]
+LabelPairs = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 NO_LABELS: Final[Mapping[str, str]] = {}  # shared by every object without labels; never mutated
 NO_IPS: Final[frozenset[str]] = frozenset()
 
@@ -28,6 +29,14 @@ def _labels(raw: Any) -> Mapping[str, str]:
     if not isinstance(raw, Mapping) or not raw:
         return NO_LABELS
     return {_s(k): _s(v) for k, v in raw.items()}
+
+
+def _label_pairs(raw: Any) -> LabelPairs:
+    """Labels as sorted (key, value) pairs: how endpoints carry them, made once per pod instead of
+    once per connect, and smaller than a dict."""
+    if not isinstance(raw, Mapping) or not raw:
+        return ()
+    return tuple(sorted((_s(k), _s(v)) for k, v in raw.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +57,7 @@ class PodRecord:
     namespace: str
     name: str
     uid: str
-    labels: Mapping[str, str]
+    labels: LabelPairs
     owner: OwnerLink | None
     workload_name: str | None  # the intents.otterize.com/workload-name annotation
     ips: tuple[str, ...]
@@ -141,7 +150,7 @@ def _pod(obj: Obj) -> PodRecord:
     return PodRecord(
         kind=kind, api_version=api_version, namespace=namespace, name=name,
         uid=str(meta.get("uid") or ""),
-        labels=_labels(meta.get("labels")),
+        labels=_label_pairs(meta.get("labels")),
         owner=owner_link(meta),
         workload_name=_s(override) if override else None,
         ips=tuple(dict.fromkeys(str(ip) for ip in ips if ip)),

@@ -1,11 +1,10 @@
 """PodInfo: what the resolver needs of a pod, with its workload, derived once when the pod changes. Pure."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netmapper_api.endpoints import Workload
-from sniffer.kube_records import PodRecord
+from sniffer.kube_records import LabelPairs, PodRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +15,7 @@ class PodInfo:
     ips: tuple[str, ...]
     host_network: bool
     node_name: str
-    labels: Mapping[str, str]
+    labels: LabelPairs
     workload: Workload
 
 

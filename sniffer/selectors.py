@@ -4,15 +4,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from netmapper_api.endpoints import Workload
-from sniffer.kube_records import EndpointSliceRecord, ServiceRecord
+from sniffer.kube_records import EndpointSliceRecord, LabelPairs, ServiceRecord
 from sniffer.pods import PodInfo
 
 PodsByName = Mapping[tuple[str, str], PodInfo]  # (namespace, name) -> pod
 
 
-def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+def selects(selector: Mapping[str, str], labels: LabelPairs) -> bool:
     """A non-empty equality selector matches these labels."""
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+    return bool(selector) and all((k, v) in labels for k, v in selector.items())
 
 
 def selected_pods(service: ServiceRecord, pods: PodsByName) -> list[PodInfo]:
