@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sniffer.child_process import die_with_parent
+
 log = logging.getLogger(__name__)
 
 KERNEL_SOURCE = Path("/usr/src/netmapper-kernel-src")
@@ -70,7 +72,7 @@ def load_programs(*, source: Path, cflags: list[str], programs: dict[str, str], 
         env.setdefault("BCC_KERNEL_SOURCE", str(KERNEL_SOURCE))
     with parent:
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "sniffer.probe_loader", str(child.fileno())],
+            proc = subprocess.Popen([sys.executable, "-m", "sniffer.probe_loader", str(child.fileno()), str(os.getpid())],
                                     pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
         finally:
             child.close()
@@ -164,5 +166,6 @@ def child_main(fd: int) -> int:
 
 
 if __name__ == "__main__":
+    die_with_parent(int(sys.argv[2]))
     logging.basicConfig(level=logging.WARNING)
     sys.exit(child_main(int(sys.argv[1])))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from sniffer.cluster import ClusterIndex
+from sniffer.child_process import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ def load_snapshot_in_child(path: Path, node: str, index: ClusterIndex, *, timeou
 
     The child checks the whole file before it writes anything, so a bad file loads nothing.
     """
-    with subprocess.Popen([sys.executable, "-m", "sniffer.snapshot_feed", str(path), node],
+    with subprocess.Popen([sys.executable, "-m", "sniffer.snapshot_feed", str(path), node, str(os.getpid())],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline()
@@ -178,4 +180,5 @@ def _child_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
+    die_with_parent(int(sys.argv[3]))
+    sys.exit(_child_main(sys.argv[1:3]))
