@@ -53,18 +53,7 @@ t_start=$(date +%s)
 
 node_ip() { ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") { print $(i + 1); exit }}'; }
 
-apt_install() {
-    # Install only what is missing: naming an installed package upgrades it, and apt-get update is slow.
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        log "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 kubectl_admin() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
@@ -147,7 +136,7 @@ pause_image() {
 # Every image archive, one per line (built when missing).
 images() {
     mkdir -p "$CACHE/images" "$RUN_DIR"
-    apt_install buildah debootstrap
+    apt_install --no-install-recommends buildah debootstrap
     build_image "$WORKLOAD_IMAGE" workload "$ROOT/scripts/cluster/workload" \
         "$ROOT/scripts/cluster/workload/Containerfile" "$(context_hash "$ROOT/scripts/cluster/workload")"
     build_image "$NETMAPPER_IMAGE" netmapper "$ROOT" "$ROOT/deploy/Containerfile" "$(context_hash "$ROOT")"
@@ -398,7 +387,7 @@ cmd_start() {
         echo "$ADMIN_KUBECONFIG"
         return
     fi
-    apt_install etcd-server openssl containerd runc containernetworking-plugins iptables conntrack curl \
+    apt_install --no-install-recommends etcd-server openssl containerd runc containernetworking-plugins iptables conntrack curl \
         buildah debootstrap
     [[ -x $KUBECTL && -x $KUBE_CACHE/kubelet ]] || bash "$ROOT/scripts/kube-build.sh"
     mapfile -t archives < <(images)

@@ -22,18 +22,7 @@ STAMP="$CACHE/.complete-reflect2-fixed"
 log() { printf '[kube-build.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 t_start=$(date +%s)
 
-apt_install() {
-    # Install only what is missing: apt-get update is the slow part, so skip it when possible.
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        log "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 # etcd is needed at test time whether or not we build.
 apt_install etcd-server openssl

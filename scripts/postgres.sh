@@ -20,9 +20,8 @@ install() {
   if [ -x "$PGBIN/postgres" ] && id postgres >/dev/null 2>&1; then
     return 0
   fi
-  echo "postgres.sh: installing postgresql-15"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15
+  source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+  apt_install --no-install-recommends postgresql-15
   [ -x "$PGBIN/postgres" ] || die "postgresql-15 installed but $PGBIN/postgres is missing"
 }
 

@@ -10,18 +10,11 @@ die() { echo "setup: $*" >&2; exit 1; }
 KSRC=/usr/src/netmapper-kernel-src
 PY=${PYTHON:-python3}
 
-need_pkgs=()
 # libbpf1: the sniffer works its BPF objects through libbpf (sniffer/libbpf.py); iptables: the
 # dual-stack test puts a ClusterIP behind DNAT, as kube-proxy does; openssl: the auth tests and
 # scripts/deploy-secrets.sh make certificates with it.
-for p in bpfcc-tools python3-bpfcc libbpfcc libbpf1 bpftool linux-headers-amd64 iproute2 gcc libc6-dev iptables graphviz openssl; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${need_pkgs[*]}"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}"
-fi
+source scripts/lib/apt.sh
+apt_install bpfcc-tools python3-bpfcc libbpfcc libbpf1 bpftool linux-headers-amd64 iproute2 gcc libc6-dev iptables graphviz openssl
 
 bash scripts/prepare-kernel-src.sh "$KSRC"
 # PostgreSQL server binaries for the scale-out store and its tests (nothing is started here).

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Protocol
 
 from netmapper_api.convert import lost_events_to_proto
@@ -97,26 +98,26 @@ class Agent:
             self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
-            edges = self.accumulator.take(None if final else now)
-            if not edges and not self._lost:
+            chunks = self.accumulator.take_serialized(None if final else now)
+            if not chunks and not self._lost:
                 return  # only known edges whose refresh is not due yet
-            if self.reporter.offer(edges, self._lost_events()):
-                self.stats.edges_sent += len(edges)
+            if self.reporter.offer_serialized(chunks, self._lost_events()):
+                self.stats.edges_sent += sum(n for n, _ in chunks)
                 self._lost.clear()
 
-    def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> list[ResolvedConnect]:
-        out: list[ResolvedConnect] = []
+    def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> Iterator[ResolvedConnect]:
+        """Resolved connects, one at a time: the accumulator merges each before the next is made, so
+        a drain of 10k keys never holds 10k resolved connects (and their endpoints) at once."""
         retry, self._held = self._held, []
-        for since, obs in retry + [(now, o) for o in observations]:
+        for since, obs in chain(retry, ((now, o) for o in observations)):
             rc = self.resolver.resolve(obs)
             if (not final and now - since < self.hold_unresolved
                     and (_waits_for_feed(rc.client.kind) or
                          (_waits_for_feed(rc.server.kind) and self.resolver.in_cluster(rc.server.ip)))):
                 self._held.append((since, obs))
                 continue
-            out.append(rc)
+            yield rc
         self.stats.unresolved_held = len(self._held)
-        return out
 
     def _note_lost(self, source: LossSource, count: int, now: float) -> None:
         if count <= 0:

@@ -1,13 +1,14 @@
 """ClusterIndex: the Kubernetes objects the resolver needs, indexed by address, time-aware.
 
 A read model. Feeds (sniffer.snapshot_feed for a file, sniffer.kube_feed for a live watch) call
-apply()/replace() with raw objects in API JSON shape (what `kubectl get -o yaml` prints); the resolver
-only reads. One code path for both sources. Thread-safe: a feed thread writes while the drain loop
+apply()/replace() with objects in API JSON shape (what `kubectl get -o yaml` prints); the resolver
+only reads. One code path for both sources. Each object is shaped on arrival into a compact record
+(kube_records.py) and the dict is dropped: the index never holds API objects. Thread-safe: a feed thread writes while the drain loop
 reads. Nothing here does I/O: an owner of a kind no feed delivers is listed by missing_owners(), and
 the feed fetches it outside the lock and hands it back with add_owners().
 
 Time: every change carries the time `at` it was observed (ip_timeline.py). Around it: owners.py (the
-owner walk), pods.py (PodInfo), selectors.py (Service -> pods, cluster DNS).
+owner walk), pods.py (PodInfo), selectors.py (Service -> pods).
 """
 from __future__ import annotations
 
@@ -19,18 +20,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netmapper_api.endpoints import ServiceRef, Workload
+from sniffer.cluster_dns import KUBE_SYSTEM
 from sniffer.ip_timeline import IpTimeline
-from sniffer.owners import OWNER_KINDS, WORKLOAD_NAME_ANNOTATION, OwnerRef, workload_of
+from sniffer.kube_records import (
+    INDEXED_KINDS,
+    EndpointSliceRecord,
+    NodeRecord,
+    OwnerRecord,
+    PodRecord,
+    Record,
+    ServiceRecord,
+    owner_record,
+    record_of,
+)
+from sniffer.owners import OWNER_KINDS, WORKLOAD_NAME_ANNOTATION, HasOwner, OwnerRef, workload_of
 from sniffer.pods import PodInfo, pod_info
-from sniffer.cluster_dns import KUBE_SYSTEM, is_cluster_dns_service, node_local_dns_ips
 from sniffer.selectors import selected_pods, service_workloads
 
-__all__ = ["INDEXED_KINDS", "WORKLOAD_NAME_ANNOTATION", "ClusterIndex", "Obj", "ObjKey", "PodInfo", "obj_key"]
+__all__ = ["INDEXED_KINDS", "WORKLOAD_NAME_ANNOTATION", "ClusterIndex", "Obj", "ObjKey", "PodInfo", "Record",
+           "obj_key"]
 
 log = logging.getLogger(__name__)
-
-# Kinds whose objects we keep whole; everything else in a snapshot is ignored.
-INDEXED_KINDS = frozenset({"Pod", "Service", "EndpointSlice", "Node", *OWNER_KINDS})
 
 Obj = Mapping[str, Any]
 ObjKey = tuple[str, str, str]  # (kind, namespace, name)
@@ -41,20 +51,19 @@ def obj_key(obj: Obj) -> ObjKey:
     return (str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", "")))
 
 
-def _changes_service_workloads(kind: str, old: Obj | None, new: Obj | None) -> bool:
+def _key(rec: Record) -> ObjKey:
+    return (rec.kind, rec.namespace, rec.name)
+
+
+def _changes_service_workloads(old: Record | None, new: Record | None) -> bool:
     """Whether an event can change which workloads stand behind a Service. Node heartbeats and pod
     status updates (IPs, phase, conditions) cannot; labels, owners and the workload-name annotation can."""
-    if kind == "Node":
+    rec = new or old
+    if rec is None or rec.kind == "Node":
         return False
-    if kind != "Pod" or old is None or new is None:
+    if not isinstance(old, PodRecord) or not isinstance(new, PodRecord):
         return True
-    return _pod_identity(old) != _pod_identity(new)
-
-
-def _pod_identity(pod: Obj) -> tuple[Any, Any, Any]:
-    meta = pod.get("metadata") or {}
-    return (meta.get("labels") or {}, meta.get("ownerReferences") or [],
-            (meta.get("annotations") or {}).get(WORKLOAD_NAME_ANNOTATION))
+    return (old.labels, old.owner, old.workload_name) != (new.labels, new.owner, new.workload_name)
 
 
 @dataclass
@@ -64,8 +73,7 @@ class ClusterIndex:
     grace: float = 300.0
     slack: float = 10.0
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _objects: dict[ObjKey, Obj] = field(default_factory=dict)
-    _by_uid: dict[str, ObjKey] = field(default_factory=dict)
+    _objects: dict[ObjKey, Record] = field(default_factory=dict)
     _ips: IpTimeline = field(init=False)
     _pods: dict[tuple[str, str], PodInfo] = field(default_factory=dict)
     _pod_by_uid: dict[str, PodInfo] = field(default_factory=dict)
@@ -73,7 +81,7 @@ class ClusterIndex:
     _node_ips: dict[str, str] = field(default_factory=dict)
     # Owners of kinds no feed delivers, as a feed fetched them (None: not readable), and the ones
     # owner walks asked for since the feed last looked (missing_owners).
-    _foreign_owners: dict[OwnerRef, Obj | None] = field(default_factory=dict)
+    _foreign_owners: dict[OwnerRef, OwnerRecord | None] = field(default_factory=dict)
     _missing_owners: set[OwnerRef] = field(default_factory=set)
     # Service -> workloads behind it, asked once per connect to a ClusterIP: cached until pods,
     # Services, EndpointSlices or owners change (the drain loop must not scan pods per connect).
@@ -90,36 +98,52 @@ class ClusterIndex:
 
         refresh=False defers recomputing pod workloads after an owner change (bulk loads do it once).
         """
-        kind = obj.get("kind")
-        if kind not in INDEXED_KINDS:
+        if event_type == "DELETED":
+            if obj.get("kind") in INDEXED_KINDS:
+                self.delete(obj_key(obj), at, refresh=refresh)
             return
-        key = obj_key(obj)
+        rec = record_of(obj)
+        if rec is not None:
+            self._put(rec, at, refresh=refresh)
+
+    def delete(self, key: ObjKey, at: float, *, refresh: bool = True) -> None:
+        """The object `key` (kind, namespace, name) was deleted at `at`."""
+        with self._lock:
+            old = self._objects.pop(key, None)
+            if old is None:
+                return
+            if _changes_service_workloads(old, None):
+                self._svc_workloads.clear()
+            self._unindex(old, at)
+            if refresh and key[0] in OWNER_KINDS:
+                self._owners_changed({key[1]})
+
+    def _put(self, rec: Record, at: float, *, refresh: bool) -> None:
+        key = _key(rec)
         with self._lock:
             old = self._objects.get(key)
-            if _changes_service_workloads(kind, old, None if event_type == "DELETED" else obj):
+            if _changes_service_workloads(old, rec):
                 self._svc_workloads.clear()
             if old is not None:
                 self._unindex(old, at)
-            if event_type == "DELETED":
-                self._objects.pop(key, None)
-                uid = (obj.get("metadata") or {}).get("uid")
-                if uid:
-                    self._by_uid.pop(uid, None)
-            else:
-                self._objects[key] = obj
-                self._index(obj, at)
-            if refresh and kind in OWNER_KINDS:
+            self._objects[key] = rec
+            self._index(rec, at)
+            if refresh and rec.kind in OWNER_KINDS:
                 self._owners_changed({key[1]})
 
     def replace(self, kind: str, objs: Iterable[Obj], at: float) -> None:
         """A full list of one kind: what is missing from it was deleted at `at`."""
-        fresh = {obj_key(o): o for o in objs}
         with self._lock:
+            fresh: set[ObjKey] = set()
+            for o in objs:
+                rec = record_of(o)
+                if rec is None:
+                    continue
+                fresh.add(_key(rec))
+                self._put(rec, at, refresh=False)
             stale = [k for k in self._objects if k[0] == kind and k not in fresh]
             for k in stale:
-                self.apply("DELETED", self._objects[k], at, refresh=False)
-            for o in fresh.values():
-                self.apply("MODIFIED" if obj_key(o) in self._objects else "ADDED", o, at, refresh=False)
+                self.delete(k, at, refresh=False)
             if kind in OWNER_KINDS:
                 self._owners_changed({k[1] for k in stale} | {k[1] for k in fresh})
 
@@ -139,8 +163,9 @@ class ClusterIndex:
     def add_owners(self, owners: Mapping[OwnerRef, Obj | None]) -> None:
         """Owner objects a feed fetched for missing_owners() (None: not readable); the workloads of
         their namespaces' pods are recomputed. Kept until owners in that namespace change."""
+        records = {ref: None if obj is None else owner_record(obj) for ref, obj in owners.items()}
         with self._lock:
-            self._foreign_owners.update(owners)
+            self._foreign_owners.update(records)
             self._svc_workloads.clear()
             self._refresh_pod_workloads({ref[2] for ref in owners})
 
@@ -155,45 +180,37 @@ class ClusterIndex:
             self._pruned_at = now
             return self._ips.prune(now)
 
-    def _index(self, obj: Obj, at: float) -> None:
-        kind, ns, name = obj_key(obj)
-        meta = obj.get("metadata") or {}
-        if meta.get("uid"):
-            self._by_uid[meta["uid"]] = (kind, ns, name)
-        if kind == "Pod":
-            pod = pod_info(obj, self._workload_of(obj))
-            self._pods[(ns, name)] = pod
+    def _index(self, rec: Record, at: float) -> None:
+        if isinstance(rec, PodRecord):
+            pod = pod_info(rec, self._workload_of(rec))
+            self._pods[(rec.namespace, rec.name)] = pod
             if pod.uid:
                 self._pod_by_uid[pod.uid] = pod
             if not pod.host_network:  # a hostNetwork pod's IP is the node's: never claim it
                 self._ips.claim(pod.ips, pod, at)
-        elif kind == "Service":
-            spec = obj.get("spec") or {}
-            ips = list(spec.get("clusterIPs") or []) + [spec.get("clusterIP")]
-            ips += [i.get("ip") for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
-            for ip in ips:
-                if ip and ip != "None":
-                    self._service_ips[ip] = ServiceRef(namespace=ns, name=name)
-        elif kind == "Node":
-            for addr in (obj.get("status") or {}).get("addresses") or []:
-                if addr.get("type") in ("InternalIP", "ExternalIP") and addr.get("address"):
-                    self._node_ips[addr["address"]] = name
+        elif isinstance(rec, ServiceRecord):
+            ref = ServiceRef(namespace=rec.namespace, name=rec.name)
+            for ip in rec.ips:
+                self._service_ips[ip] = ref
+        elif isinstance(rec, NodeRecord):
+            for ip in rec.ips:
+                self._node_ips[ip] = rec.name
 
-    def _unindex(self, obj: Obj, at: float) -> None:
-        kind, ns, name = obj_key(obj)
-        if kind == "Pod":
-            pod = self._pods.pop((ns, name), None)
+    def _unindex(self, rec: Record, at: float) -> None:
+        if isinstance(rec, PodRecord):
+            pod = self._pods.pop((rec.namespace, rec.name), None)
             if pod is None:
                 return
             self._pod_by_uid.pop(pod.uid, None)
             self._ips.release(pod.ips, pod.uid, at)
-        elif kind == "Service":
-            for ip, ref in list(self._service_ips.items()):
-                if ref == ServiceRef(namespace=ns, name=name):
+        elif isinstance(rec, ServiceRecord):
+            ref = ServiceRef(namespace=rec.namespace, name=rec.name)
+            for ip, held in list(self._service_ips.items()):
+                if held == ref:
                     del self._service_ips[ip]
-        elif kind == "Node":
+        elif isinstance(rec, NodeRecord):
             for ip, node in list(self._node_ips.items()):
-                if node == name:
+                if node == rec.name:
                     del self._node_ips[ip]
 
     def _owners_changed(self, namespaces: set[str]) -> None:
@@ -208,24 +225,27 @@ class ClusterIndex:
         for (ns, name), pod in list(self._pods.items()):
             if ns not in namespaces:
                 continue
-            obj = self._objects.get(("Pod", ns, name))
-            if obj is None:
+            rec = self._objects.get(("Pod", ns, name))
+            if not isinstance(rec, PodRecord):
                 continue
-            fresh = pod_info(obj, self._workload_of(obj))
-            if fresh.workload == pod.workload:
+            workload = self._workload_of(rec)
+            if workload == pod.workload:
                 continue
+            fresh = pod_info(rec, workload)
             self._pods[(ns, name)] = fresh
             self._pod_by_uid[fresh.uid] = fresh
             self._ips.update(fresh.ips, fresh)
 
-    def _workload_of(self, obj: Obj) -> Workload:
-        return workload_of(obj, self._find_owner, self._missing_owners)
+    def _workload_of(self, pod: PodRecord) -> Workload:
+        return workload_of(pod.namespace, pod.name, pod.owner, pod.workload_name, self._find_owner,
+                           self._missing_owners)
 
-    def _find_owner(self, ref: OwnerRef) -> tuple[bool, Obj | None]:
-        """(known, object): indexed kinds are known (present or not); others once a feed fetched them."""
+    def _find_owner(self, ref: OwnerRef) -> tuple[bool, HasOwner | None]:
+        """(known, record): indexed kinds are known (present or not); others once a feed fetched them."""
         _, kind, ns, name = ref
         if kind in INDEXED_KINDS:
-            return True, self._objects.get((kind, ns, name))
+            rec = self._objects.get((kind, ns, name))
+            return True, rec if isinstance(rec, OwnerRecord | PodRecord) else None
         if ref in self._foreign_owners:
             return True, self._foreign_owners[ref]
         return False, None
@@ -256,8 +276,9 @@ class ClusterIndex:
             if cached is None:
                 svc = self._objects.get(("Service", ref.namespace, ref.name))
                 slices = [o for (kind, ns, _), o in self._objects.items()
-                          if kind == "EndpointSlice" and ns == ref.namespace]
-                cached = self._svc_workloads[ref] = [] if svc is None else service_workloads(svc, self._pods, slices)
+                          if ns == ref.namespace and isinstance(o, EndpointSliceRecord)]
+                cached = self._svc_workloads[ref] = (
+                    service_workloads(svc, self._pods, slices) if isinstance(svc, ServiceRecord) else [])
             return list(cached)
 
     def dns_server_ips(self) -> set[str]:
@@ -266,18 +287,22 @@ class ClusterIndex:
         with self._lock:
             out: set[str] = set()
             for ip, ref in self._service_ips.items():
-                svc = self._objects.get(("Service", ref.namespace, ref.name)) or {}
-                if not is_cluster_dns_service(svc):
+                svc = self._objects.get(("Service", ref.namespace, ref.name))
+                if not isinstance(svc, ServiceRecord) or not svc.cluster_dns:
                     continue
                 out.add(ip)
                 for pod in selected_pods(svc, self._pods):
                     out.update(pod.ips)
             for (namespace, name) in self._pods:
-                if namespace == KUBE_SYSTEM:
-                    out |= node_local_dns_ips(self._objects.get(("Pod", namespace, name)) or {})
+                if namespace != KUBE_SYSTEM:  # NodeLocal DNSCache runs there (cluster_dns.py)
+                    continue
+                rec = self._objects.get(("Pod", namespace, name))
+                if isinstance(rec, PodRecord):
+                    out |= rec.dns_local_ips
             return out
 
-    def object(self, kind: str, namespace: str, name: str) -> Obj | None:
+    def object(self, kind: str, namespace: str, name: str) -> Record | None:
+        """The record the index keeps of an object (kube_records.py)."""
         with self._lock:
             return self._objects.get((kind, namespace, name))
 

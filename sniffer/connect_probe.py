@@ -247,22 +247,7 @@ class ConnectProbe:
 
         # CLOCK_MONOTONIC (bpf_ktime_get_ns) -> wall clock, sampled once per drain.
         wall_minus_mono = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        observations: list[ConnectObservation] = []
-        for key, val in self._lookup_and_delete_all(objects.maps[f"conns{drained}"]):
-            observations.append(
-                ConnectObservation(
-                    cgroup_id=key.cgroup_id,
-                    netns=key.netns,
-                    saddr=_ip(key.family, key.saddr),
-                    daddr=_ip(key.family, key.daddr),
-                    dport=key.dport,
-                    count=val.count,
-                    first_seen=(val.first_seen_ns + wall_minus_mono) / 1e9,
-                    last_seen=(val.last_seen_ns + wall_minus_mono) / 1e9,
-                    pid=val.pid,
-                    comm=val.comm.decode(errors="replace"),
-                )
-            )
+        observations = self._lookup_and_delete_all(objects.maps[f"conns{drained}"], wall_minus_mono)
 
         losses: list[ProbeLoss] = []
         failed = sum(s.insert_failed[0] + s.insert_failed[1] for s in stats)
@@ -302,16 +287,32 @@ class ConnectProbe:
                 return stats
             time.sleep(0.0001)
 
-    def _lookup_and_delete_all(self, map_fd: int) -> list[tuple[ConnKey, ConnVal]]:
-        """Every entry of the (writer-less) buffer, deleted as it is read, DRAIN_CHUNK entries per call."""
+    def _lookup_and_delete_all(self, map_fd: int, wall_minus_mono: int) -> list[ConnectObservation]:
+        """Every entry of the (writer-less) buffer, deleted as it is read, DRAIN_CHUNK entries per call.
+
+        Each chunk is turned into observations straight from the batch buffers: copying 10k keys and
+        values out first held 20k ctypes objects (and their malloc'd buffers) per drain."""
         if self._keys_buf is None or self._vals_buf is None:
             n = min(self.map_size, DRAIN_CHUNK)
             self._keys_buf, self._vals_buf = (ConnKey * n)(), (ConnVal * n)()
         keys, vals = self._keys_buf, self._vals_buf
-        out: list[tuple[ConnKey, ConnVal]] = []
+        out: list[ConnectObservation] = []
         try:
             for chunk in libbpf.lookup_and_delete_batches(map_fd, keys, vals, limit=self.map_size):
-                out += [(ConnKey.from_buffer_copy(keys[i]), ConnVal.from_buffer_copy(vals[i])) for i in range(chunk)]
+                for i in range(chunk):
+                    key, val = keys[i], vals[i]  # views into the buffers, valid until the next batch
+                    out.append(ConnectObservation(
+                        cgroup_id=key.cgroup_id,
+                        netns=key.netns,
+                        saddr=_ip(key.family, key.saddr),
+                        daddr=_ip(key.family, key.daddr),
+                        dport=key.dport,
+                        count=val.count,
+                        first_seen=(val.first_seen_ns + wall_minus_mono) / 1e9,
+                        last_seen=(val.last_seen_ns + wall_minus_mono) / 1e9,
+                        pid=val.pid,
+                        comm=val.comm.decode(errors="replace"),
+                    ))
         except OSError as e:
             raise OSError(e.errno, f"tcp_connect buffer: {e.strerror}") from e
         return out

@@ -16,20 +16,23 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from netmapper_api.convert import endpoint_to_proto, timestamp
+from netmapper_api.convert import endpoint_into
 from netmapper_api.endpoints import Endpoint, ServiceRef
 from netmapper_api.keys import EdgeKey, endpoint_id
-from netmapper_api.v1 import edge_pb2
+from netmapper_api.limits import MAX_REPORT_BYTES, MAX_REPORT_EDGES
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 from sniffer.resolver import ResolvedConnect
 
 log = logging.getLogger(__name__)
+
+SERIALIZE_EDGES = 1000  # edges built as messages at a time before they are serialized
 
 # The mapper's EdgeKey plus the Service a call went through: the mapper keeps every Service of an
 # edge, while one pending edge carries one, so calls through different Services stay apart here.
 _PendingKey = tuple[EdgeKey, ServiceRef | None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     client: Endpoint
     server: Endpoint
@@ -38,7 +41,7 @@ class _Pending:
     count: int
     first_seen: float
     last_seen: float
-    dns_names: set[str]
+    dns_names: set[str] | None  # None until a connect carries a name (most never do: 10k empty sets)
 
 
 @dataclass
@@ -50,7 +53,9 @@ class EdgeAccumulator:
     max_known: int = 200_000
     overflow: int = 0  # connects dropped because max_edges distinct edges were already pending
     _pending: dict[_PendingKey, _Pending] = field(default_factory=dict)
-    _known: dict[_PendingKey, float] = field(default_factory=dict)  # key -> when last sent, oldest first
+    # key -> (the same key, when last sent), oldest first. The key is kept to be reused by the next
+    # pending entry of the edge: otherwise every known edge's key exists twice (~270 B each).
+    _known: dict[_PendingKey, tuple[_PendingKey, float]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -68,39 +73,86 @@ class EdgeAccumulator:
                 if len(self._pending) >= self.max_edges:
                     self.overflow += c.count
                     continue
+                known = self._known.get(key)
+                if known is not None:
+                    key = known[0]
                 self._pending[key] = _Pending(c.client, c.server, c.port, protocol, c.count,
-                                              c.first_seen, c.last_seen, set(c.server.dns_names))
+                                              c.first_seen, c.last_seen, set(c.server.dns_names) or None)
                 continue
             p.count += c.count
             p.first_seen = min(p.first_seen, c.first_seen)
             if c.last_seen >= p.last_seen:
                 p.last_seen, p.client, p.server = c.last_seen, c.client, c.server
-            p.dns_names.update(c.server.dns_names)
+            if c.server.dns_names:
+                if p.dns_names is None:
+                    p.dns_names = set()
+                p.dns_names.update(c.server.dns_names)
 
     def take(self, now: float | None = None) -> list[edge_pb2.Edge]:
         """The edges to send now: new ones, and known ones whose refresh is due at `now`. Without `now`
         (shutdown, tests) everything pending. The rest stays pending and keeps counting."""
+        holder = mapper_pb2.ReportEdgesRequest()  # built in place: no standalone message per edge
+        for _, p in self._choose(now):
+            _fill(holder.edges.add(), p)
+        return list(holder.edges)
+
+    def _choose(self, now: float | None) -> list[tuple[_PendingKey, _Pending]]:
         chosen: list[tuple[_PendingKey, _Pending]]
         if now is None or not self.refresh:
             chosen, self._pending = list(self._pending.items()), {}
         else:
             due = now - self.refresh
-            chosen = [(k, p) for k, p in self._pending.items() if self._known.get(k, due) <= due]
+            chosen = [(k, p) for k, p in self._pending.items() if self._known.get(k, (k, due))[1] <= due]
             for k, _ in chosen:
                 del self._pending[k]
         if self.refresh:
             stamp = time.time() if now is None else now
             for k, _ in chosen:
                 self._known.pop(k, None)  # re-insert: the dict's order is the order of last send
-                self._known[k] = stamp
+                self._known[k] = (k, stamp)
             while len(self._known) > self.max_known:
                 del self._known[next(iter(self._known))]
-        out = []
-        for _, p in chosen:
-            server = endpoint_to_proto(p.server)
-            del server.dns_names[:]
-            server.dns_names.extend(sorted(p.dns_names))
-            out.append(edge_pb2.Edge(client=endpoint_to_proto(p.client), server=server, port=p.port,
-                                     protocol=p.protocol, count=p.count, first_seen=timestamp(p.first_seen),
-                                     last_seen=timestamp(p.last_seen)))
-        return out
+        return chosen
+
+    def take_serialized(self, now: float | None = None) -> list[tuple[int, bytes]]:
+        """take(), serialized as the `edges` field of ReportEdgesRequests (the encodings of repeated
+        fields concatenate): chunks of at most MAX_REPORT_EDGES edges and about MAX_REPORT_BYTES,
+        each (how many edges, bytes).
+
+        Built SERIALIZE_EDGES edges at a time: as messages a batch of 10k edges weighs ~7 MiB of
+        protobuf arena (and as many again when copied into requests), serialized under 2 MiB; whole,
+        it set the sniffer's steady-state memory."""
+        chosen = self._choose(now)
+        chunks: list[tuple[int, bytes]] = []
+        parts: list[bytes] = []
+        count = size = 0
+        budget = MAX_REPORT_BYTES - 64 * 1024  # room for the envelope and the lost events
+        for start in range(0, len(chosen), SERIALIZE_EDGES):
+            holder = mapper_pb2.ReportEdgesRequest()
+            for _, p in chosen[start:start + SERIALIZE_EDGES]:
+                edge = holder.edges.add()
+                _fill(edge, p)
+                n = edge.ByteSize() + 8
+                if count and (count >= MAX_REPORT_EDGES or size + n > budget):
+                    # Full: what came before this edge is one chunk; the edge starts the next.
+                    del holder.edges[-1]
+                    parts.append(holder.SerializeToString())
+                    chunks.append((count, b"".join(parts)))
+                    holder, parts, count, size = mapper_pb2.ReportEdgesRequest(), [], 0, 0
+                    _fill(holder.edges.add(), p)
+                count += 1
+                size += n
+            parts.append(holder.SerializeToString())
+        if count:
+            chunks.append((count, b"".join(parts)))
+        return chunks
+
+
+def _fill(edge: edge_pb2.Edge, p: _Pending) -> None:
+    edge.port, edge.protocol, edge.count = p.port, p.protocol, p.count
+    endpoint_into(edge.client, p.client)
+    endpoint_into(edge.server, p.server)
+    del edge.server.dns_names[:]
+    edge.server.dns_names.extend(sorted(p.dns_names or ()))
+    edge.first_seen.FromNanoseconds(int(p.first_seen * 1e9))
+    edge.last_seen.FromNanoseconds(int(p.last_seen * 1e9))

@@ -37,7 +37,8 @@ from kubernetes import client, config
 from sniffer.cluster import ClusterIndex
 from sniffer.kube_discovery import Discovery, RawObj, ServedResource, WantedKind, wanted_kinds
 from sniffer.kube_owners import OwnerFetcher
-from sniffer.kube_shape import node_of, slim_node, slim_pod
+from sniffer.kube_records import node_of_record
+from sniffer.kube_shape import slim_node, slim_pod
 from sniffer.kube_slices import ScopedSlice, WholeKind
 from sniffer.kube_stream import ACCEPT_JSON, Stream, StreamStats
 from sniffer.owners import MAX_OWNER_DEPTH
@@ -162,8 +163,8 @@ class KubeFeed:
             if w.kind == "Pod" and node:
                 # Pods of this node are kept whole, the others slim: two streams share the kind.
                 pods_lock = threading.Lock()
-                local = ScopedSlice(index, w.kind, "pods-local", lambda o: node_of(o) == node, pods_lock)
-                remote = ScopedSlice(index, w.kind, "pods-remote", lambda o: node_of(o) != node, pods_lock)
+                local = ScopedSlice(index, w.kind, "pods-local", lambda r: node_of_record(r) == node, pods_lock)
+                remote = ScopedSlice(index, w.kind, "pods-remote", lambda r: node_of_record(r) != node, pods_lock)
                 streams.append(Stream(name="pods-local", wanted=w, feed=self, sink=local,
                                       field_selector=f"spec.nodeName={node}"))
                 streams.append(Stream(name="pods-remote", wanted=w, feed=self, sink=remote,

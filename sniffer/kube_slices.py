@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from sniffer.cluster import ClusterIndex
 from sniffer.kube_discovery import RawObj
+from sniffer.kube_records import Record
 from sniffer.kube_shape import namespaced_name
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ScopedSlice:
     index: ClusterIndex
     kind: str
     name: str  # the stream's name, for logs
-    scope: Callable[[Mapping[str, Any]], bool]
+    scope: Callable[[Record], bool]  # asked of the record the index keeps
     lock: threading.Lock
     _owned: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) this slice put in
 
@@ -62,7 +63,7 @@ class ScopedSlice:
             for ns, name in self._owned - fresh:
                 stored = index.object(self.kind, ns, name)
                 if stored is not None and self.scope(stored):
-                    index.apply("DELETED", stored, at)
+                    index.delete((self.kind, ns, name), at)
             for o in items:
                 index.apply("MODIFIED" if namespaced_name(o) in self._owned else "ADDED", o, at)
             self._owned = fresh
@@ -74,7 +75,7 @@ class ScopedSlice:
                 self._owned.discard(key)
                 stored = self.index.object(self.kind, *key)
                 if stored is not None and self.scope(stored):
-                    self.index.apply(event_type, obj, at)
+                    self.index.delete((self.kind, *key), at)
                 else:
                     # Already gone, or it left our field selector for another stream's.
                     log.debug("%s: %s/%s not ours any more; not deleting", self.name, *key)

@@ -1,11 +1,10 @@
-"""PodInfo: what the resolver needs of a pod, extracted once when the pod changes. Pure."""
+"""PodInfo: what the resolver needs of a pod, with its workload, derived once when the pod changes. Pure."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from netmapper_api.endpoints import Workload
+from sniffer.kube_records import LabelPairs, PodRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,22 +15,11 @@ class PodInfo:
     ips: tuple[str, ...]
     host_network: bool
     node_name: str
-    labels: Mapping[str, str]
+    labels: LabelPairs
     workload: Workload
 
 
-def pod_info(obj: Mapping[str, Any], workload: Workload) -> PodInfo:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    ips = [p.get("ip") for p in status.get("podIPs") or []] + [status.get("podIP")]
-    return PodInfo(
-        namespace=str(meta.get("namespace") or "default"),
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid") or ""),
-        ips=tuple(dict.fromkeys(ip for ip in ips if ip)),
-        host_network=bool(spec.get("hostNetwork")),
-        node_name=str(spec.get("nodeName") or ""),
-        labels=dict(meta.get("labels") or {}),
-        workload=workload,
-    )
+def pod_info(pod: PodRecord, workload: Workload) -> PodInfo:
+    """The record's fields are shared, not copied."""
+    return PodInfo(namespace=pod.namespace or "default", name=pod.name, uid=pod.uid, ips=pod.ips,
+                   host_network=pod.host_network, node_name=pod.node, labels=pod.labels, workload=workload)

@@ -106,4 +106,4 @@ class Resolver:
 
 def _pod_endpoint(pod: PodInfo, ip: str, names: tuple[str, ...] = ()) -> Endpoint:
     return Endpoint(kind=EndpointKind.WORKLOAD, ip=ip, workload=pod.workload, pod=pod.name,
-                    dns_names=names, labels=tuple(sorted(pod.labels.items())))
+                    dns_names=names, labels=pod.labels)

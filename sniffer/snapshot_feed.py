@@ -8,7 +8,8 @@ The sniffer reads its snapshot in a child process (`SnapshotFeed(..., node=...)`
 file makes hundreds of MiB of short-lived Python objects, and the interpreter keeps most of that heap
 mapped afterwards (the few objects the index keeps pin the arenas). The child parses and checks the
 file and streams back one compact JSON object per line, pods of other nodes slimmed to what the
-resolver needs; the parent indexes each line as it arrives, so it never holds the whole cluster twice.
+resolver needs; the parent indexes each line as it arrives (the index keeps a compact record of
+each, kube_records.py), so it never holds the whole cluster as dicts.
 """
 from __future__ import annotations
 
@@ -29,9 +30,6 @@ from sniffer.cluster import ClusterIndex
 from sniffer.child_process import die_with_parent
 
 log = logging.getLogger(__name__)
-
-
-SHARED_STR_MAX = 32  # values this short are likely repeated (kinds, namespaces, labels): interned
 
 
 class SnapshotError(ValueError):
@@ -120,17 +118,11 @@ def load_snapshot_in_child(path: Path, node: str, index: ClusterIndex, *, timeou
         assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline()
         if first:
-            decode = json.JSONDecoder(object_pairs_hook=_interned).decode
-            index.load((decode(line.decode()) for line in _chain_first(first, proc.stdout)), at=0.0)
+            # Each line's dict lives only until the index has made its record (kube_records.py).
+            index.load((json.loads(line) for line in _chain_first(first, proc.stdout)), at=0.0)
         err = proc.stderr.read().decode(errors="replace").strip().splitlines()
         if proc.wait(timeout=timeout) != 0:
             raise SnapshotError(err[-1] if err else f"{path}: snapshot reader exited with {proc.returncode}")
-
-
-def _interned(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Objects the index keeps share their keys and short values ("metadata", "apps/v1", namespace
-    and label names): a line decoded on its own would give each object its own copies (~1 KiB per object)."""
-    return {sys.intern(k): sys.intern(v) if isinstance(v, str) and len(v) <= SHARED_STR_MAX else v for k, v in pairs}
 
 
 def _chain_first(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

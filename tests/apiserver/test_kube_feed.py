@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from sniffer.feed import IdentityFeed
 from netmapper_api.endpoints import ServiceRef, Workload
 from sniffer.backoff import Backoff
 from sniffer.kube_feed import KubeFeed
+from sniffer.kube_records import EndpointSliceRecord, OwnerRecord, PodRecord
 from sniffer.kube_shape import slim_pod
 from sniffer.watch_lines import iter_watch_lines
 
@@ -114,19 +115,19 @@ def test_sync_resolves_every_owner_chain(kube: Kube, start_feed: Callable[..., t
 
     # kubectl shape: kind/apiVersion set on listed items, in the version the server serves.
     eps = index.object("EndpointSlice", ns, "web-abc")
-    assert eps is not None and eps["apiVersion"] == "discovery.k8s.io/v1beta1"
-    assert eps["endpoints"][0]["addresses"] == [web_ip]
+    assert isinstance(eps, EndpointSliceRecord) and eps.api_version == "discovery.k8s.io/v1beta1"
+    assert eps.service_name == "web" and eps.pods == ((ns, "web-5d8f-abcde"),)
     stats = feed.stats()
     assert stats["endpointslices"].served == "discovery.k8s.io/v1beta1"
     assert stats["cronjobs"].served == "batch/v1beta1"
     # Owners are metadata-only: ownerReferences present, pod template gone.
     stored_rs = index.object("ReplicaSet", ns, "web-5d8f")
-    assert stored_rs is not None and stored_rs["apiVersion"] == "apps/v1"
-    assert stored_rs["metadata"]["ownerReferences"][0]["name"] == "web"
-    assert "spec" not in stored_rs and "managedFields" not in stored_rs["metadata"]
+    assert isinstance(stored_rs, OwnerRecord) and stored_rs.api_version == "apps/v1"
+    assert stored_rs.owner == ("apps/v1", "Deployment", "web")
 
 
-def test_local_pods_full_remote_pods_slim(kube: Kube, start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
+def test_local_and_remote_pods_kept_as_records(kube: Kube,
+                                               start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
     ns = kube.namespace
     kube.pod("local", ip=kube.next_ip(), node=NODE,
              annotations={"intents.otterize.com/workload-name": "renamed", "big": "x" * 1000})
@@ -134,14 +135,12 @@ def test_local_pods_full_remote_pods_slim(kube: Kube, start_feed: Callable[..., 
              annotations={"intents.otterize.com/workload-name": "renamed-too", "big": "x" * 1000})
     _, index = start_feed()
     local, remote = index.object("Pod", ns, "local"), index.object("Pod", ns, "remote")
-    assert local is not None and remote is not None
-    assert local["spec"]["containers"][0]["image"] == "registry.invalid/app:1"
-    assert local["metadata"]["annotations"]["big"] == "x" * 1000
-    assert "containers" not in remote["spec"] and remote["spec"]["nodeName"] == OTHER_NODE
-    assert remote["metadata"]["annotations"] == {"intents.otterize.com/workload-name": "renamed-too"}
-    assert remote["status"]["podIP"]
+    assert isinstance(local, PodRecord) and isinstance(remote, PodRecord)
+    assert local.node == NODE and local.workload_name == "renamed"
+    assert remote.node == OTHER_NODE and remote.workload_name == "renamed-too"
+    assert remote.ips
     # The annotation override survives slimming.
-    pod = index.pod_at(remote["status"]["podIP"], time.time())
+    pod = index.pod_at(remote.ips[0], time.time())
     assert pod is not None and pod.workload == Workload(ns, "Pod", "renamed-too")
 
 
@@ -151,16 +150,16 @@ def test_remote_host_network_pod_does_not_claim_the_node_ip(
     kube.pod("hostnet", ip=node_ip, node=OTHER_NODE, host_network=True)
     _, index = start_feed()
     stored = index.object("Pod", kube.namespace, "hostnet")
-    assert stored is not None and stored["spec"]["hostNetwork"] is True  # kept through slimming
+    assert isinstance(stored, PodRecord) and stored.host_network is True  # kept through slimming
     assert index.pod_at(node_ip, time.time()) is None
 
 
-def test_without_node_name_every_pod_is_kept_whole(kube: Kube,
-                                                    start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
+def test_without_node_name_every_pod_comes_from_one_stream(
+        kube: Kube, start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
     kube.pod("remote", ip=kube.next_ip(), node=OTHER_NODE)
     feed, index = start_feed(node_name=None)
     remote = index.object("Pod", kube.namespace, "remote")
-    assert remote is not None and "containers" in remote["spec"]
+    assert isinstance(remote, PodRecord) and remote.node == OTHER_NODE
     assert "pods" in feed.stats()
 
 
@@ -207,7 +206,7 @@ def test_deleted_pod_ip_reused_by_another_workload(kube: Kube,
     eventually(lambda: index.object("Pod", ns, "new-x") is None or None)
     second = kube.pod("new-x", ip=ip, owner=new_owner)
     stored = eventually(lambda: index.object("Pod", ns, "new-x"))
-    assert stored["metadata"]["uid"] == second["metadata"]["uid"]
+    assert isinstance(stored, PodRecord) and stored.uid == second["metadata"]["uid"]
 
 
 def test_pod_bound_to_this_node_moves_to_the_full_stream(
@@ -216,16 +215,15 @@ def test_pod_bound_to_this_node_moves_to_the_full_stream(
     _, index = start_feed()
     kube.pod("pending", ip=None, node=None)
     unscheduled = eventually(lambda: index.object("Pod", ns, "pending"))
-    assert "containers" not in unscheduled["spec"]  # not our node (yet): slim
+    assert isinstance(unscheduled, PodRecord) and unscheduled.node == ""  # not our node (yet)
     # What the scheduler does: the pod leaves the other-nodes watch (DELETED there) and enters ours.
     kube.create("v1", "Binding", {"metadata": {"name": "pending"}, "target": {"kind": "Node", "name": NODE}})
 
-    def full_pod() -> Mapping[str, Any] | None:
+    def bound_pod() -> PodRecord | None:
         o = index.object("Pod", ns, "pending")
-        return o if o is not None and "containers" in o["spec"] else None
+        return o if isinstance(o, PodRecord) and o.node == NODE else None
 
-    bound = eventually(full_pod)
-    assert bound["spec"]["nodeName"] == NODE
+    eventually(bound_pod)
     ip = kube.next_ip()
     kube.set_pod_ip("pending", ip)
     eventually(lambda: index.pod_at(ip, time.time()))

@@ -72,3 +72,19 @@ def test_known_edges_are_bounded_and_a_forgotten_one_is_sent_as_new() -> None:
     assert acc.known == 2
     acc.add([connect("a", port=1), connect("a", port=3)])
     assert [e.port for e in acc.take(now=1.0)] == [1]  # port 1 was forgotten (least recently sent)
+
+
+def test_serialized_batch_is_cut_into_requests_within_the_limits() -> None:
+    from netmapper_api.limits import MAX_REPORT_EDGES
+    from netmapper_api.v1 import mapper_pb2
+
+    n = 2 * MAX_REPORT_EDGES + 7
+    acc = EdgeAccumulator()
+    acc.add([connect("frontend-a", port=p, count=p, names=("cart",)) for p in range(1, n + 1)])
+    chunks = acc.take_serialized()
+    assert [count for count, _ in chunks] == [MAX_REPORT_EDGES, MAX_REPORT_EDGES, 7] and len(acc) == 0
+    requests = [mapper_pb2.ReportEdgesRequest.FromString(payload) for _, payload in chunks]
+    assert [len(r.edges) for r in requests] == [count for count, _ in chunks]
+    edges = [e for r in requests for e in r.edges]
+    assert sorted((e.port, e.count) for e in edges) == [(p, p) for p in range(1, n + 1)]
+    assert all(list(e.server.dns_names) == ["cart"] and e.client.workload.name == "frontend" for e in edges)
