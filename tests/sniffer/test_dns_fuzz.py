@@ -13,23 +13,17 @@ from __future__ import annotations
 import random
 import socket
 import struct
-import sys
 from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import Any
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sniffer import dns_parse
 from sniffer.dns_cache import DnsCache
 from sniffer.dns_parse import (
     MAX_ANSWERS,
     MAX_CNAME_CHAIN,
-    MAX_NAME_WIRE_BYTES,
-    MAX_POINTER_HOPS,
     DnsAnswerSet,
     DnsParseError,
     ReplyDeduper,
@@ -38,43 +32,14 @@ from sniffer.dns_parse import (
 )
 from sniffer.dns_probe import EVENT, MAX_PAYLOAD, decode_event
 from sniffer.records import DnsPacket
+from tests.sniffer.dns_work import LINE_BUDGET, counting_lines
 
 MUTATED_PACKETS = 110_000
 COUNT_EVERY = 50  # every 50th fuzzed parse runs under the line counter (it is ~50x slower)
 
-# Work bound of one parse, in executed lines of sniffer/dns_parse.py. Names read: the question plus at
-# most two per answer record (owner, CNAME target). Steps per name: at most MAX_POINTER_HOPS pointers
-# plus the labels of <= 255 wire bytes (>= 2 bytes each) plus the root label. LINES_PER_STEP is a
-# generous count of the lines one step of _read_name's loop executes; LINES_PER_RECORD the same for
-# one answer record outside the name reads; LINES_FIXED covers the header, question and linking.
-LINES_PER_STEP = 30
-LINES_PER_RECORD = 60
-LINES_FIXED = 2000
-NAME_STEPS = MAX_POINTER_HOPS + MAX_NAME_WIRE_BYTES // 2 + 1
-LINE_BUDGET = (1 + 2 * MAX_ANSWERS) * NAME_STEPS * LINES_PER_STEP + MAX_ANSWERS * LINES_PER_RECORD + LINES_FIXED
-
-
 def parse_counting_lines(pkt: DnsPacket) -> tuple[DnsAnswerSet | DnsParseError, int]:
-    """parse_dns_packet under a tracer counting the lines it executes in sniffer/dns_parse.py."""
-    lines = 0
-    target = dns_parse.__file__
-
-    def tracer(frame: FrameType, event: str, _arg: Any) -> Any:
-        nonlocal lines
-        if frame.f_code.co_filename != target:
-            return None  # do not trace into other modules
-        if event == "line":
-            lines += 1
-        return tracer
-
-    sys.settrace(tracer)
-    try:
-        result: DnsAnswerSet | DnsParseError = parse_dns_packet(pkt)
-    except DnsParseError as e:
-        result = e
-    finally:
-        sys.settrace(None)
-    return result, lines
+    """parse_dns_packet under the line counter of dns_work.py."""
+    return counting_lines(lambda: parse_dns_packet(pkt))
 
 
 def corpus() -> list[bytes]:
