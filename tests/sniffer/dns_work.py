@@ -21,7 +21,14 @@ LINES_PER_STEP = 30
 LINES_PER_RECORD = 60
 LINES_FIXED = 2000
 NAME_STEPS = MAX_POINTER_HOPS + MAX_NAME_WIRE_BYTES // 2 + 1
-LINE_BUDGET = (1 + 2 * MAX_ANSWERS) * NAME_STEPS * LINES_PER_STEP + MAX_ANSWERS * LINES_PER_RECORD + LINES_FIXED
+
+
+def line_budget(answers: int) -> int:
+    """The most lines one parse of a message with `answers` answer records may execute."""
+    return (1 + 2 * answers) * NAME_STEPS * LINES_PER_STEP + answers * LINES_PER_RECORD + LINES_FIXED
+
+
+LINE_BUDGET = line_budget(MAX_ANSWERS)
 
 
 def counting_lines(call: Callable[[], T]) -> tuple[T | DnsParseError, int]:
