@@ -151,7 +151,8 @@ def test_remote_host_network_pod_does_not_claim_the_node_ip(
     _, index = start_feed()
     stored = index.object("Pod", kube.namespace, "hostnet")
     assert isinstance(stored, PodRecord) and stored.host_network is True  # kept through slimming
-    assert index.pod_at(node_ip, time.time()) is None
+    now = time.time()
+    assert index.pod_at(node_ip, now) is None
 
 
 def test_without_node_name_every_pod_comes_from_one_stream(
