@@ -166,17 +166,18 @@ def test_without_node_name_every_pod_comes_from_one_stream(
 
 # ---- live changes --------------------------------------------------------------------------------
 
-def test_pod_created_after_start_resolves_within_2s(kube: Kube,
+def test_pod_created_after_start_arrives_through_the_watch(kube: Kube,
                                                     start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
     ns = kube.namespace
-    _, index = start_feed()
+    feed, index = start_feed()
     dep = kube.owner("apps/v1", "Deployment", "late")
     rs = kube.owner("apps/v1", "ReplicaSet", "late-77", owner=dep)
     ip = kube.next_ip()
-    t0 = time.monotonic()
+    lists_before = {name: s.lists for name, s in feed.stats().items()}
     kube.pod("late-77-zzz", ip=ip, owner=rs, node=OTHER_NODE)
-    pod = eventually(lambda: index.pod_at(ip, time.time()), timeout=2.0)
-    assert time.monotonic() - t0 < 2.0
+    pod = eventually(lambda: index.pod_at(ip, time.time()))
+    # Delivered by a watch event, not by a relist (how fast is bench's business, not this test's).
+    assert {name: s.lists for name, s in feed.stats().items()} == lists_before
     assert pod.workload == Workload(ns, "Deployment", "late")
 
 
@@ -276,7 +277,8 @@ def test_410_gone_relists_and_drops_what_was_deleted_meanwhile(
     assert after["pods-local"].lists >= 2
     assert index.object("Pod", ns, "stays") is not None
     # The deleted pod's IP stays resolvable for late observations made before the deletion...
-    assert index.pod_at(gone_ip, time.time() - 1) is not None
+    before_deletion = time.time() - 1
+    assert index.pod_at(gone_ip, before_deletion) is not None
     # ...and the feed is live again afterwards.
     late_ip = kube.next_ip()
     kube.pod("after-restart", ip=late_ip, node=NODE)
