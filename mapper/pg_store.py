@@ -36,6 +36,7 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Final, ParamSpec, TypeVar
 
 import psycopg
@@ -43,13 +44,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mapper.edge_changes import ChangeLog, LogPosition
 from mapper.filters import InvalidQuery, compile_filters, selects
-from mapper.paging import decode_page_token, encode_page_token
+from mapper.paging import decode_page_token
 from mapper.pg_sql import SCHEMA, SELECT_ROWS, UPSERT, array_literal, joined, split_pairs
 from mapper.store import MergeResult
 from mapper.stores import StoreUnavailable
 from mapper.validation import (MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name,
                                check_numbers)
-from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, varint
+from mapper.wire import NS_PER_S, list_response, page_of
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, InvalidEdge
 from netmapper_api.v1 import edge_pb2, mapper_pb2
@@ -453,25 +454,15 @@ class PgEdgeStore:
         compiled = compile_filters(filters)
         after = decode_page_token(page_token) if page_token else None
         self.refresh()
-        parts: builtins.list[bytes] = []
-        next_token = parts_last = ""
         with self._lock:
             order = self._sorted_keys()
             start = bisect_right(order, after) if after is not None else 0
             rows = self._rows
-            for i in range(start, len(order)):
-                row = rows[order[i]]
-                if not selects(compiled, row):
-                    continue
-                if page_size and len(parts) == page_size:
-                    next_token = encode_page_token(parts_last)
-                    break
-                parts.append(TAG_RESPONSE_EDGE + varint(len(row.wire)) + row.wire)
-                parts_last = row.sort_key
+            parts, next_token = page_of(
+                (row for row in (rows[k] for k in islice(order, start, None)) if selects(compiled, row)),
+                page_size=page_size, wire_of=lambda row: row.wire, sort_key_of=lambda row: row.sort_key)
             token = self._resume_token(self._cursor)
-        tail: bytes = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
-                                                   resume_token=token).SerializeToString()
-        return b"".join(parts) + tail
+        return list_response(parts, lost=self.lost_totals(), next_page_token=next_token, resume_token=token)
 
     # -- watch support (mapper/watch.py) --
 

@@ -41,6 +41,7 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Final
 
@@ -49,13 +50,13 @@ from google.protobuf.message import DecodeError
 from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
 from mapper.edge_view import EdgeView, edge_views
 from mapper.filters import compile_filters, selects
-from mapper.paging import decode_page_token, encode_page_token
+from mapper.paging import decode_page_token
 from mapper.persistence import (
     AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, extra_json, services_from_extra,
 )
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers
-from mapper.wire import NS_PER_S, TAG_RESPONSE_EDGE, EdgeEncoder, assemble, timestamp, varint
+from mapper.wire import NS_PER_S, EdgeEncoder, assemble, list_response, page_of, timestamp
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
 from netmapper_api.loss import LossSource
@@ -408,27 +409,20 @@ class EdgeStore:
         with the lost totals: the server sends it as is. Raises filters.InvalidQuery."""
         compiled = compile_filters(filters)
         after = decode_page_token(page_token) if page_token else None
-        parts: builtins.list[bytes] = []
-        next_token = last_key = ""
         with self._lock:
             order = self._sorted_records()
             start = bisect_right(order, after, key=record_sort_key) if after is not None else 0
-            for i in range(start, len(order)):
-                rec = order[i]
-                if compiled and not selects(compiled, rec):
-                    continue
-                if page_size and len(parts) == page_size:
-                    next_token = encode_page_token(last_key)
-                    break
-                wire = rec.wire
-                if wire is None:
-                    wire = rec.wire = self._encoder.edge_bytes(rec, len(self._records))
-                parts.append(TAG_RESPONSE_EDGE + varint(len(wire)) + wire)
-                last_key = rec.sort_key
+            parts, next_token = page_of(
+                (rec for rec in islice(order, start, None) if not compiled or selects(compiled, rec)),
+                page_size=page_size, wire_of=self._wire_of, sort_key_of=record_sort_key)
             token = self._resume_token(self._version)
-        tail: bytes = mapper_pb2.ListEdgesResponse(lost=self.lost_totals(), next_page_token=next_token,
-                                                   resume_token=token).SerializeToString()
-        return b"".join(parts) + tail
+        return list_response(parts, lost=self.lost_totals(), next_page_token=next_token, resume_token=token)
+
+    def _wire_of(self, rec: EdgeRecord) -> bytes:
+        """The record's Edge message, encoded once and kept until the record changes. Under self._lock."""
+        if rec.wire is None:
+            rec.wire = self._encoder.edge_bytes(rec, len(self._records))
+        return rec.wire
 
     # -- watch support (mapper/watch.py) --
 

@@ -8,14 +8,18 @@ protobuf's own.
 """
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Final, TypeVar
 
 from google.protobuf import timestamp_pb2
 
+from mapper.paging import encode_page_token
 from mapper.record import EdgeRecord
 from netmapper_api import keys
 from netmapper_api.keys import EndpointAttrs, EndpointId
-from netmapper_api.v1 import edge_pb2
+from netmapper_api.v1 import edge_pb2, mapper_pb2
+
+T = TypeVar("T")
 
 NS_PER_S: Final[int] = 1_000_000_000
 _SMALL_VARINTS: Final[tuple[bytes, ...]] = tuple(bytes([i]) for i in range(128))
@@ -132,3 +136,26 @@ def assemble(head: bytes, tail: bytes, first: int, last: int, count: int) -> byt
         head, timestamp_field(TAG_FIRST_SEEN, first), timestamp_field(TAG_LAST_SEEN, last), TAG_COUNT,
         varint(count), tail,
     )
+
+
+def page_of(items: Iterable[T], *, page_size: int, wire_of: Callable[[T], bytes],
+            sort_key_of: Callable[[T], str]) -> tuple[list[bytes], str]:
+    """The ListEdgesResponse.edges fields of up to page_size items (all of them when 0), in order, and
+    the token of the next page ("" when this page is the last). Shared by the SQLite and PostgreSQL stores."""
+    parts: list[bytes] = []
+    last_key = ""
+    for item in items:
+        if page_size and len(parts) == page_size:
+            return parts, encode_page_token(last_key)
+        wire = wire_of(item)
+        parts.append(TAG_RESPONSE_EDGE + varint(len(wire)) + wire)
+        last_key = sort_key_of(item)
+    return parts, ""
+
+
+def list_response(parts: list[bytes], *, lost: Iterable[edge_pb2.LostEvents], next_page_token: str,
+                  resume_token: str) -> bytes:
+    """A serialized ListEdgesResponse: the edge fields as they are, then the rest of the message."""
+    tail: bytes = mapper_pb2.ListEdgesResponse(lost=lost, next_page_token=next_page_token,
+                                               resume_token=resume_token).SerializeToString()
+    return b"".join(parts) + tail
