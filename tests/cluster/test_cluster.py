@@ -381,27 +381,39 @@ def test_netmapper_pods_never_restarted_and_are_ready(scenario: Scenario) -> Non
         assert cs["ready"] and _pod_ready(pod), f"{component} not ready: {pod['status'].get('conditions')}"
 
 
+def _bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity as the manifests write them (Ki, Mi, Gi)."""
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
 def _pod_memory(pod: dict[str, Any]) -> dict[str, int]:
     uid = pod["metadata"]["uid"]
     (cg,) = [p for p in Path("/sys/fs/cgroup/memory/kubepods").rglob(f"pod{uid}") if p.is_dir()]
     stat = dict(line.split() for line in (cg / "memory.stat").read_text().splitlines())
+    oom = dict(line.split() for line in (cg / "memory.oom_control").read_text().splitlines())
     return {"usage_bytes": int((cg / "memory.usage_in_bytes").read_text()),
             "peak_bytes": int((cg / "memory.max_usage_in_bytes").read_text()),
-            "rss_bytes": int(stat["total_rss"]), "limit_bytes": int((cg / "memory.limit_in_bytes").read_text())}
+            "rss_bytes": int(stat["total_rss"]), "cache_bytes": int(stat["total_cache"]),
+            "oom_kills": int(oom["oom_kill"]), "limit_bytes": int((cg / "memory.limit_in_bytes").read_text())}
 
 
 def test_memory_of_netmapper_pods_is_within_their_limits(scenario: Scenario) -> None:
-    """The peak is the kernel's (memory.max_usage_in_bytes over the pod's life); it is recorded for the report."""
+    """No process of either pod was ever OOM-killed, and what they hold now (anonymous memory) is under the
+    request. The cgroup's peak (memory.max_usage_in_bytes) is recorded but not asserted: it counts page
+    cache, and with a cold cache the bcc compile reads ~220 MiB of compiler and headers that the kernel
+    charges to the pod and reclaims at the limit (bench/sniffer_cold_start.py measures both)."""
     c = scenario.cluster
     report: dict[str, Any] = {"cluster_start_seconds": round(c.start_seconds, 1)}
     for component in ("sniffer", "mapper"):
         pod = _pod(c, "netmapper", f"app.kubernetes.io/component={component}")
         mem = _pod_memory(pod)
         report[component] = mem
-        limit = _rendered("DaemonSet" if component == "sniffer" else "Deployment", component)[
-            "spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
-        report[component]["manifest_limit"] = limit
-        assert mem["peak_bytes"] < mem["limit_bytes"], f"{component} reached its limit: {mem}"
+        resources = _rendered("DaemonSet" if component == "sniffer" else "Deployment", component)[
+            "spec"]["template"]["spec"]["containers"][0]["resources"]
+        report[component]["manifest_limit"] = resources["limits"]["memory"]
+        assert mem["oom_kills"] == 0, f"{component} had a process OOM-killed: {mem}"
+        assert mem["rss_bytes"] < _bytes(resources["requests"]["memory"]), f"{component} above its request: {mem}"
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2))
     log.info("cluster report: %s", report)
