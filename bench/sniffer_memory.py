@@ -19,7 +19,12 @@ Remedies (--remedies): RSS of a process that imported the sniffer and loaded bot
   + malloc_trim(0)     the same, then glibc's free memory returned to the kernel
   loader child         bcc in a short-lived child, fds passed back (what the sniffer does now)
 
+Rounds (--rounds N): the phases run N times, each a fresh sniffer; the table shows per phase the median
+over rounds of each figure and the spread (min-max) of the RSS median. --smaps DIR keeps, per phase and
+round, /proc/PID/smaps of the sniffer taken at the end of the phase (where the RSS is, mapping by mapping).
+
 Needs root and gcc.   .venv/bin/python bench/sniffer_memory.py [--pods 10000] [--seconds 20] [--pods-per-workload 1]
+                      [--rounds 3] [--phases idle,loaded,traffic] [--smaps DIR]
 """
 from __future__ import annotations
 
@@ -100,6 +105,7 @@ def snapshot(pods: int, per_deploy: int = 1) -> dict[str, Any]:
 class Phase:
     name: str
     pods: int
+    round: int = 1
     edges_at_mapper: int = 0  # edges the mapper holds after the phase (all phases share one mapper)
     rss_mib_median: float = 0.0
     rss_mib_max: float = 0.0
@@ -167,7 +173,7 @@ def start_mapper(log_file: Any) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds: float,
-              traffic: list[str] | None) -> Phase:
+              traffic: list[str] | None, smaps: Path | None = None) -> Phase:
     phase = Phase(name, pods)
     cg = MemCgroup(f"nmbench-{os.getpid()}-{name}")
     ready = work / f"ready-{name}"
@@ -191,6 +197,8 @@ def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds
             phase.samples.append(rss_mib(proc.pid))
             phase.memcg_mib_max = max(phase.memcg_mib_max, cg.mib())
         phase.memcg_peak_mib = cg.mib(peak=True)
+        if smaps is not None:
+            smaps.write_text(Path(f"/proc/{proc.pid}/smaps").read_text())
     finally:
         if loop is not None:
             loop.wait()
@@ -259,11 +267,19 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     p.add_argument("--pods-per-workload", type=int, default=1,
                    help="pods per Deployment (1: every pod its own workload, so --pods distinct edges)")
+    p.add_argument("--rounds", type=int, default=1, help="run the phases this many times (median and spread)")
+    p.add_argument("--phases", default="idle,loaded,traffic", help="comma-separated subset of idle,loaded,traffic")
+    p.add_argument("--smaps", type=Path, metavar="DIR", help="keep the sniffer's /proc/PID/smaps of each phase here")
     p.add_argument("--remedies", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", metavar="PATH", help='write results as JSON ("-" for stdout)')
     args = p.parse_args()
     if not 1 <= args.pods <= 250 * 250:
         p.error("--pods between 1 and 62500")
+    wanted = args.phases.split(",")
+    if not wanted or set(wanted) - {"idle", "loaded", "traffic"} or args.rounds < 1:
+        p.error("--phases: a subset of idle,loaded,traffic; --rounds at least 1")
+    if args.smaps is not None:
+        args.smaps.mkdir(parents=True, exist_ok=True)
     res = Results(pods=args.pods, seconds=args.seconds, pods_per_workload=args.pods_per_workload)
     netns = f"nmmem{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="nm-mem-") as tmp:
@@ -286,13 +302,18 @@ def main() -> int:
             server.stdout.readline()
             mapper, addr = start_mapper(mapper_log)
             traffic = [*ns, str(work / "loop"), "connect", str(PORT), str(args.seconds), str(args.pods), hex(POD_BASE)]
-            for name, snap, pods, loop in (("idle", empty, 0, None), ("loaded", full, args.pods, None),
-                                           ("traffic", full, args.pods, traffic)):
-                phase = run_phase(name, pods, snap, addr, work, args.seconds, loop)
-                phase.edges_at_mapper = mapper_edges(addr)
-                res.phases.append(phase)
-                print(f"{name:8} RSS median {phase.rss_mib_median:6.1f} MiB max {phase.rss_mib_max:6.1f} MiB, "
-                      f"cgroup max {phase.memcg_mib_max:6.1f} MiB", file=sys.stderr, flush=True)
+            plan = [("idle", empty, 0, None), ("loaded", full, args.pods, None), ("traffic", full, args.pods, traffic)]
+            for rnd in range(1, args.rounds + 1):
+                for name, snap, pods, loop in plan:
+                    if name not in wanted:
+                        continue
+                    smaps = None if args.smaps is None else args.smaps / f"{name}-{rnd}.smaps"
+                    phase = run_phase(name, pods, snap, addr, work, args.seconds, loop, smaps)
+                    phase.round = rnd
+                    phase.edges_at_mapper = mapper_edges(addr)
+                    res.phases.append(phase)
+                    print(f"round {rnd} {name:8} RSS median {phase.rss_mib_median:6.1f} MiB max {phase.rss_mib_max:6.1f} "
+                          f"MiB, cgroup max {phase.memcg_mib_max:6.1f} MiB", file=sys.stderr, flush=True)
             if args.remedies:
                 res.remedies = remedies()
         finally:
@@ -303,12 +324,21 @@ def main() -> int:
             mapper_log.close()
             subprocess.run(["ip", "netns", "del", netns], check=False)
 
-    print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'RSS max':>9}{'cgroup max':>12}{'cgroup peak':>13}"
-          f"{'mapper edges':>14}   (MiB; RSS over the second half of {args.seconds:g} s, cgroup max over all of it, "
-          "peak since start-up)")
-    for ph in res.phases:
-        print(f"{ph.name:10}{ph.pods:7d}{ph.rss_mib_median:12.1f}{ph.rss_mib_max:9.1f}{ph.memcg_mib_max:12.1f}"
-              f"{ph.memcg_peak_mib:13.1f}{ph.edges_at_mapper:14d}")
+    print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'spread':>15}{'RSS max':>9}{'cgroup max':>12}{'cgroup peak':>13}"
+          f"{'mapper edges':>14}   (MiB; median over {args.rounds} round(s) of: RSS median and max over the second half "
+          f"of {args.seconds:g} s, cgroup max over all of it, peak since start-up; spread: min-max of the RSS median)")
+    for name in ("idle", "loaded", "traffic"):
+        got = [ph for ph in res.phases if ph.name == name]
+        if not got:
+            continue
+        med = [ph.rss_mib_median for ph in got]
+
+        def m(attr: str) -> float:
+            return statistics.median(getattr(ph, attr) for ph in got)
+
+        print(f"{name:10}{got[0].pods:7d}{statistics.median(med):12.1f}{f'{min(med):.1f}-{max(med):.1f}':>15}"
+              f"{m('rss_mib_max'):9.1f}{m('memcg_mib_max'):12.1f}{m('memcg_peak_mib'):13.1f}"
+              f"{int(m('edges_at_mapper')):14d}")
     if res.remedies:
         print()
         print(f"{'remedy (both probes loaded, idle)':36}{'RSS MiB':>8}")

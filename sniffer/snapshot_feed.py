@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sniffer.cluster import ClusterIndex
 from sniffer.child_process import die_with_parent
 
@@ -73,6 +71,8 @@ def read_snapshot(path: Path) -> list[Mapping[str, Any]]:
         except ValueError:
             docs = None  # not plain JSON after all: YAML says what is wrong
     if docs is None:
+        import yaml  # only the child that parses needs it, not the sniffer that indexes its output
+
         try:
             # libyaml's parser when PyYAML has it
             docs = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
