@@ -21,6 +21,7 @@ from sniffer.cluster import ClusterIndex
 from sniffer.dns_names import DnsNameTable
 from sniffer.edges import EdgeAccumulator
 from sniffer.feed import IdentityFeed
+from sniffer.malloc_tuning import fix_mmap_threshold
 from sniffer.reporter import Reporter
 from sniffer.resolver import DEFAULT_CLUSTER_CIDRS, Resolver
 
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from sniffer.dns_probe import DnsProbe
     from sniffer.dns_watch import DnsWatcher
 
+    fix_mmap_threshold()  # before the index and the batches are allocated
     try:
         credentials = credentials_from_args(args)  # bad files fail before anything is attached
     except CredentialError as e:
