@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from sniffer.kube_records import (
     owner_record,
     record_of,
 )
+from sniffer.object_table import ObjectTable, ObjKey
 from sniffer.owners import OWNER_KINDS, WORKLOAD_NAME_ANNOTATION, HasOwner, OwnerRef, workload_of
 from sniffer.pods import PodInfo, pod_info
 from sniffer.selectors import selected_pods, service_workloads
@@ -43,7 +43,6 @@ __all__ = ["INDEXED_KINDS", "WORKLOAD_NAME_ANNOTATION", "ClusterIndex", "Obj", "
 log = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
-ObjKey = tuple[str, str, str]  # (kind, namespace, name)
 
 
 def obj_key(obj: Obj) -> ObjKey:
@@ -73,7 +72,7 @@ class ClusterIndex:
     grace: float = 300.0
     slack: float = 10.0
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _objects: dict[ObjKey, Record] = field(default_factory=dict)
+    _objects: ObjectTable = field(default_factory=ObjectTable)
     _ips: IpTimeline = field(init=False)
     _pods: dict[tuple[str, str], PodInfo] = field(default_factory=dict)
     _pod_by_uid: dict[str, PodInfo] = field(default_factory=dict)
@@ -109,7 +108,7 @@ class ClusterIndex:
     def delete(self, key: ObjKey, at: float, *, refresh: bool = True) -> None:
         """The object `key` (kind, namespace, name) was deleted at `at`."""
         with self._lock:
-            old = self._objects.pop(key, None)
+            old = self._objects.pop(*key)
             if old is None:
                 return
             if _changes_service_workloads(old, None):
@@ -121,12 +120,12 @@ class ClusterIndex:
     def _put(self, rec: Record, at: float, *, refresh: bool) -> None:
         key = _key(rec)
         with self._lock:
-            old = self._objects.get(key)
+            old = self._objects.get(*key)
             if _changes_service_workloads(old, rec):
                 self._svc_workloads.clear()
             if old is not None:
                 self._unindex(old, at)
-            self._objects[key] = rec
+            self._objects.put(rec)
             self._index(rec, at)
             if refresh and rec.kind in OWNER_KINDS:
                 self._owners_changed({key[1]})
@@ -141,7 +140,7 @@ class ClusterIndex:
                     continue
                 fresh.add(_key(rec))
                 self._put(rec, at, refresh=False)
-            stale = [k for k in self._objects if k[0] == kind and k not in fresh]
+            stale = [k for k in self._objects.keys(kind) if k not in fresh]
             for k in stale:
                 self.delete(k, at, refresh=False)
             if kind in OWNER_KINDS:
@@ -225,7 +224,7 @@ class ClusterIndex:
         for (ns, name), pod in list(self._pods.items()):
             if ns not in namespaces:
                 continue
-            rec = self._objects.get(("Pod", ns, name))
+            rec = self._objects.get("Pod", ns, name)
             if not isinstance(rec, PodRecord):
                 continue
             workload = self._workload_of(rec)
@@ -244,7 +243,7 @@ class ClusterIndex:
         """(known, record): indexed kinds are known (present or not); others once a feed fetched them."""
         _, kind, ns, name = ref
         if kind in INDEXED_KINDS:
-            rec = self._objects.get((kind, ns, name))
+            rec = self._objects.get(kind, ns, name)
             return True, rec if isinstance(rec, OwnerRecord | PodRecord) else None
         if ref in self._foreign_owners:
             return True, self._foreign_owners[ref]
@@ -274,9 +273,9 @@ class ClusterIndex:
         with self._lock:
             cached = self._svc_workloads.get(ref)
             if cached is None:
-                svc = self._objects.get(("Service", ref.namespace, ref.name))
-                slices = [o for (kind, ns, _), o in self._objects.items()
-                          if ns == ref.namespace and isinstance(o, EndpointSliceRecord)]
+                svc = self._objects.get("Service", ref.namespace, ref.name)
+                slices = [o for o in self._objects.in_namespace("EndpointSlice", ref.namespace)
+                          if isinstance(o, EndpointSliceRecord)]
                 cached = self._svc_workloads[ref] = (
                     service_workloads(svc, self._pods, slices) if isinstance(svc, ServiceRecord) else [])
             return list(cached)
@@ -287,7 +286,7 @@ class ClusterIndex:
         with self._lock:
             out: set[str] = set()
             for ip, ref in self._service_ips.items():
-                svc = self._objects.get(("Service", ref.namespace, ref.name))
+                svc = self._objects.get("Service", ref.namespace, ref.name)
                 if not isinstance(svc, ServiceRecord) or not svc.cluster_dns:
                     continue
                 out.add(ip)
@@ -296,7 +295,7 @@ class ClusterIndex:
             for (namespace, name) in self._pods:
                 if namespace != KUBE_SYSTEM:  # NodeLocal DNSCache runs there (cluster_dns.py)
                     continue
-                rec = self._objects.get(("Pod", namespace, name))
+                rec = self._objects.get("Pod", namespace, name)
                 if isinstance(rec, PodRecord):
                     out |= rec.dns_local_ips
             return out
@@ -304,11 +303,8 @@ class ClusterIndex:
     def object(self, kind: str, namespace: str, name: str) -> Record | None:
         """The record the index keeps of an object (kube_records.py)."""
         with self._lock:
-            return self._objects.get((kind, namespace, name))
+            return self._objects.get(kind, namespace, name)
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            out: dict[str, int] = defaultdict(int)
-            for kind, _, _ in self._objects:
-                out[kind] += 1
-            return dict(out)
+            return self._objects.counts()
