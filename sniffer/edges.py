@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netmapper_api.convert import endpoint_into
-from netmapper_api.endpoints import Endpoint, ServiceRef
-from netmapper_api.keys import EdgeKey, endpoint_id
+from netmapper_api.endpoints import Endpoint, EndpointKind, ServiceRef, Workload
+from netmapper_api.keys import EndpointId, endpoint_id
 from netmapper_api.limits import MAX_REPORT_BYTES, MAX_REPORT_EDGES
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 from sniffer.resolver import ResolvedConnect
@@ -27,9 +27,13 @@ log = logging.getLogger(__name__)
 
 SERIALIZE_EDGES = 1000  # edges built as messages at a time before they are serialized
 
-# The mapper's EdgeKey plus the Service a call went through: the mapper keeps every Service of an
-# edge, while one pending edge carries one, so calls through different Services stay apart here.
-_PendingKey = tuple[EdgeKey, ServiceRef | None]
+# The mapper's EdgeKey (client identity, server identity, port, protocol) plus the Service a call went
+# through: the mapper keeps every Service of an edge, while one pending edge carries one, so calls
+# through different Services stay apart here. One flat tuple, and a workload's identity is its Workload
+# (equal exactly when endpoint_id is; the index holds one per pod already): with 10k edges, nested key
+# tuples and the identity tuples cost ~2 MiB.
+_Identity = Workload | EndpointId
+_PendingKey = tuple[_Identity, _Identity, int, int, ServiceRef | None]
 
 
 @dataclass(slots=True)
@@ -67,7 +71,7 @@ class EdgeAccumulator:
 
     def add(self, connects: Iterable[ResolvedConnect], protocol: edge_pb2.Protocol.ValueType = edge_pb2.PROTOCOL_TCP) -> None:
         for c in connects:
-            key: _PendingKey = ((endpoint_id(c.client), endpoint_id(c.server), c.port, protocol), c.server.service)
+            key: _PendingKey = (_identity(c.client), _identity(c.server), c.port, protocol, c.server.service)
             p = self._pending.get(key)
             if p is None:
                 if len(self._pending) >= self.max_edges:
@@ -146,6 +150,12 @@ class EdgeAccumulator:
         if count:
             chunks.append((count, b"".join(parts)))
         return chunks
+
+
+def _identity(ep: Endpoint) -> _Identity:
+    if ep.kind is EndpointKind.WORKLOAD and ep.workload is not None:
+        return ep.workload
+    return endpoint_id(ep)
 
 
 def _fill(edge: edge_pb2.Edge, p: _Pending) -> None:

@@ -105,5 +105,7 @@ class Resolver:
 
 
 def _pod_endpoint(pod: PodInfo, ip: str, names: tuple[str, ...] = ()) -> Endpoint:
+    # The pod's own copy of the address: the endpoint may wait in the accumulator for a long time.
+    ip = next((own for own in pod.ips if own == ip), ip)
     return Endpoint(kind=EndpointKind.WORKLOAD, ip=ip, workload=pod.workload, pod=pod.name,
                     dns_names=names, labels=pod.labels)
