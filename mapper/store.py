@@ -23,7 +23,9 @@ Hot path (merge), designed for hundreds of thousands of observations per second 
 Durability (with a sqlite path, persistence.py): merge() journals the raw batch; wait_durable() returns
 once the journal commit holding it is done (group commit, every few ms), and only then does the server
 acknowledge. Changed records are checkpointed every `flush_interval` seconds (and after 64 MiB of
-journal): a record updated by many batches is written once per checkpoint, not once per batch. Reset and expiry
+journal): a record updated by many batches is written once per checkpoint, not once per batch, and a record
+whose attributes did not change since it was last written whole (an edge re-reported) is written as its three
+numbers, without encoding it. Reset and expiry
 checkpoint synchronously so that nothing forgotten comes back on restart.
 
 Bounds: at most `max_edges` records; inserting beyond evicts the stalest (by last_seen) in chunks of
@@ -52,7 +54,8 @@ from mapper.edge_view import EdgeView, edge_views
 from mapper.filters import compile_filters, selects
 from mapper.paging import decode_page_token
 from mapper.persistence import (
-    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, extra_json, services_from_extra,
+    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, NumbersRow, extra_json,
+    services_from_extra,
 )
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers
@@ -541,7 +544,7 @@ class EdgeStore:
 
     def _load(self, db: EdgeFile) -> tuple[int, int]:
         loaded = skipped = 0
-        for row_id, blob, extra in db.rows():
+        for row_id, blob, extra, first_ns, last_ns, count in db.rows():
             self._next_row = max(self._next_row, row_id + 1)
             try:
                 edge = edge_pb2.Edge.FromString(blob)
@@ -564,6 +567,8 @@ class EdgeStore:
                 edge.last_seen.seconds * NS_PER_S + edge.last_seen.nanos,
             )
             rec.count = edge.count
+            if first_ns is not None and last_ns is not None and count is not None:
+                rec.first, rec.last, rec.count = first_ns, last_ns, count  # newer than the blob's
             rec.nodes = tuple(sorted(edge.reporting_nodes))
             rec.row_id = row_id
             if _index_key(key) in self._records:
@@ -573,7 +578,8 @@ class EdgeStore:
                 continue
             self._records[_index_key(key)] = rec
             self._unsorted.append(rec)
-            rec.wire = blob  # the stored bytes are exactly what ListEdges would build
+            if first_ns is None:
+                rec.wire = blob  # the stored bytes are exactly what ListEdges would build
             loaded += 1
         return loaded, skipped
 
@@ -612,7 +618,17 @@ class EdgeStore:
                 assert self._dirty is not None
                 dirty, self._dirty = self._dirty, set()
                 n = len(self._records)
-                snapshot = [(rec, self._encoder.parts(rec, n)) for rec in dirty]
+                # Re-reported edges (the steady state) changed only their numbers: no encoding for those.
+                numbers: list[NumbersRow] = []
+                whole: list[EdgeRecord] = []
+                for rec in dirty:
+                    if rec.head is not None and rec.head is rec.saved_head and rec.tail is rec.saved_tail:
+                        numbers.append((rec.first, rec.last, rec.count, rec.row_id))
+                    else:
+                        whole.append(rec)
+                snapshot = [(rec, self._encoder.parts(rec, n)) for rec in whole]
+                for rec, parts in snapshot:
+                    rec.saved_head, rec.saved_tail = parts[0], parts[1]
                 applied: list[AppliedRow] = [(i, *self._applied[i]) for i in self._applied_dirty if i in self._applied]
                 through = self._position
                 journal_bytes, self._journal_bytes = self._journal_bytes, 0
@@ -623,7 +639,7 @@ class EdgeStore:
             # Assembled outside the lock: merges go on meanwhile (the snapshot is consistent as of `through`).
             rows = [(rec.row_id, assemble(*parts), extra_json(rec.client.services, rec.server.services))
                     for rec, parts in snapshot]
-            cp = Checkpoint(rows=rows, deleted=deleted, applied=applied, forgotten_instances=forgotten,
+            cp = Checkpoint(rows=rows, numbers=numbers, deleted=deleted, applied=applied, forgotten_instances=forgotten,
                             through=through, delete_all=delete_all)
             try:
                 self._db.checkpoint(cp)
@@ -631,6 +647,8 @@ class EdgeStore:
                 # Keep everything pending so the next round retries; a full disk must not lose edges in memory.
                 with self._lock:
                     assert self._dirty is not None
+                    for rec in whole:  # not written: the next checkpoint writes them whole
+                        rec.saved_head = rec.saved_tail = None
                     self._dirty.update(rec for rec in dirty if rec.alive)
                     self._journal_bytes += journal_bytes
                     self._unjournaled = self._unjournaled or unjournaled
