@@ -50,7 +50,7 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
-from mapper.edge_view import EdgeView, edge_views
+from mapper.edge_view import EdgeView, edge_views, report_header
 from mapper.filters import compile_filters, selects
 from mapper.paging import decode_page_token
 from mapper.persistence import (
@@ -102,6 +102,7 @@ class MergeResult:
     position: int = 0  # journal position to wait for (wait_durable) before acknowledging; 0: none
     # edges of the batch that created a record (first report of their key), for mapper/observer.py
     new_edges: tuple[edge_pb2.Edge, ...] = ()
+    newest_ns: int = 0  # the latest last_seen accepted (the reporting node's lag, in metrics)
 
 
 class EdgeStore:
@@ -150,7 +151,7 @@ class EdgeStore:
 
     # -- ingest --
 
-    def merge(self, edges: Sequence[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
+    def merge(self, edges: Sequence[edge_pb2.Edge] | None, node: str, *, batch: BatchId | None = None,
               raw: bytes | None = None, now_ns: int | None = None) -> MergeResult:
         """Merge one batch reported by `node`. Invalid edges are refused with their reasons, never raised.
 
@@ -158,34 +159,40 @@ class EdgeStore:
         last merged one is a resend (duplicate=True, nothing merged). `raw`, the serialized request, is
         journaled when the store has a file: wait for result.position with wait_durable() before
         acknowledging. `now_ns` is the mapper clock the time window is checked against (replay).
-        The edges are read from `raw` when given (it must be the request holding `edges`), see edge_view.py."""
+        The edges are read from `raw` when given (it must be the request holding `edges`), see edge_view.py;
+        `edges` may then be None (the server's path: the batch is parsed once, here). Raises DecodeError
+        when `edges` is None and `raw` is not a ReportEdgesRequest."""
         views = None
         if raw is not None:
             try:
                 views = edge_views(raw)
             except DecodeError:
-                views = None
-        return self._merge(edges, views, node, batch, raw, now_ns)
-
-    def _merge(self, edges: Sequence[edge_pb2.Edge], views: Sequence[EdgeView] | None, node: str,
-               batch: BatchId | None, raw: bytes | None, now_ns: int | None) -> MergeResult:
-        if views is None or len(views) != len(edges):
+                if edges is None:
+                    raise
+        if edges is not None and (views is None or len(views) != len(edges)):
             views = edge_views(mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString())
+        if views is None:
+            raise ValueError("merge needs the edges or the serialized request")
+        return self._merge(views, node, batch, raw, now_ns)
+
+    def _merge(self, views: Sequence[EdgeView], node: str, batch: BatchId | None, raw: bytes | None,
+               now_ns: int | None) -> MergeResult:
         now = time.time_ns() if now_ns is None else now_ns
         limits = self.limits
         bad_node = check_node_name(node)
         if bad_node:
-            return MergeResult(accepted=0, rejected=len(edges), error=bad_node if len(edges) else "",
-                               rejections=tuple((i, bad_node) for i in range(min(len(edges), MAX_REJECTIONS))))
+            return MergeResult(accepted=0, rejected=len(views), error=bad_node if len(views) else "",
+                               rejections=tuple((i, bad_node) for i in range(min(len(views), MAX_REJECTIONS))))
         if batch is not None and (not 0 < batch[1] < 2**63 or len(batch[0]) > MAX_INSTANCE_LENGTH):
             why = f"batch identity needs a sequence in 1..2^63-1 and an instance of at most {MAX_INSTANCE_LENGTH} characters"
-            return MergeResult(accepted=0, rejected=len(edges), error=why if len(edges) else "",
-                               rejections=tuple((i, why) for i in range(min(len(edges), MAX_REJECTIONS))))
+            return MergeResult(accepted=0, rejected=len(views), error=why if len(views) else "",
+                               rejections=tuple((i, why) for i in range(min(len(views), MAX_REJECTIONS))))
         lo, hi = limits.window_ns(now)
         accepted = rejected = 0
         error = ""
         rejections: list[tuple[int, str]] = []
         new_edges: list[edge_pb2.Edge] = []
+        newest = 0
         valid_protocols = keys.VALID_PROTOCOLS
         changed: list[EdgeRecord] = []
         max_count = limits.max_count
@@ -217,7 +224,7 @@ class EdgeStore:
                         or last < first or first < lo or last > hi or index >= max_edges):
                     rejected += 1
                     reason = (f"batch holds more than {max_edges} edges" if index >= max_edges
-                              else check_numbers(edges[index], first, last, lo, hi, limits))
+                              else check_numbers(e, first, last, lo, hi, limits))
                     error = error or reason
                     if len(rejections) < MAX_REJECTIONS:
                         rejections.append((index, reason))
@@ -256,6 +263,8 @@ class EdgeStore:
                     rec.first = first
                 if last > rec.last:
                     rec.last = last
+                if last > newest:
+                    newest = last
                 # count 0 would mean "seen but not counted"; an edge is only reported when seen.
                 rec.count += n or 1
                 if rec.count > MAX_STORED_COUNT:
@@ -286,7 +295,7 @@ class EdgeStore:
                 else:
                     self._unjournaled = True  # only a checkpoint makes this merge durable
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
-                           position=position, new_edges=tuple(new_edges))
+                           position=position, new_edges=tuple(new_edges), newest_ns=newest)
 
     def _remember(self, batch: BatchId, now: int) -> None:
         """Record batch as the instance's last merged one. Caller holds _lock."""
@@ -527,13 +536,13 @@ class EdgeStore:
         replayed = 0
         for position, received, raw in self._jdb.after(through):
             try:
-                req = mapper_pb2.ReportEdgesRequest.FromString(raw)
+                header, views = report_header(raw), edge_views(raw)
             except DecodeError as exc:
                 log.warning("skipping unreadable journal row %d: %s", position, exc)
                 continue
-            batch = (req.instance, req.sequence) if req.instance else None
+            batch = (header.instance, header.sequence) if header.instance else None
             self._position = position - 1  # the merge numbers it as it was numbered when journaled
-            self._merge(req.edges, edge_views(raw), req.node, batch, None, received)
+            self._merge(views, header.node, batch, None, received)
             self._position = max(self._position, position)
             replayed += 1
         log.info("store %s: loaded %d edges (%d unreadable rows skipped), replayed %d journaled batches",
