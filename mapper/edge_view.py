@@ -1,4 +1,8 @@
-"""A read-only view of a ReportEdgesRequest's edges for the store's hot path: endpoints as wire bytes.
+"""Read-only views of a ReportEdgesRequest for the ingest hot path: its header, and its edges with the
+endpoints as wire bytes.
+
+The header view (node, sequence, instance, lost events as bytes) is what the server reads of every batch:
+the edges are skipped there, in C, and parsed once, by the store, through the edge view.
 
 The view is a second protobuf schema for the same wire format (field numbers and wire types of
 edge.proto's Edge, with `client` and `server` declared as bytes). Parsing a batch with it hands the
@@ -47,7 +51,20 @@ class _ReportViewClass(Protocol):
     def FromString(self, raw: bytes) -> _ReportView: ...  # noqa: N802 - protobuf's name
 
 
-def _build() -> _ReportViewClass:
+class ReportHeader(Protocol):
+    """ReportEdgesRequest fields 1, 2, 4, 5; the edges (field 3) are not parsed."""
+
+    node: str
+    sequence: int
+    lost: Sequence[bytes]  # serialized LostEvents
+    instance: str
+
+
+class _ReportHeaderClass(Protocol):
+    def FromString(self, raw: bytes) -> ReportHeader: ...  # noqa: N802 - protobuf's name
+
+
+def _build() -> tuple[_ReportViewClass, _ReportHeaderClass]:
     fd = descriptor_pb2.FileDescriptorProto(name=f"{_PACKAGE}.proto", package=_PACKAGE, syntax="proto3")
     field = descriptor_pb2.FieldDescriptorProto
 
@@ -72,12 +89,26 @@ def _build() -> _ReportViewClass:
     # Other Edge fields (reporting_nodes) and other request fields are unknown fields here: skipped.
     report = fd.message_type.add(name="ReportView")
     add(report, "edges", 3, field.TYPE_MESSAGE, "EdgeView", repeated=True)  # ReportEdgesRequest.edges
+    header = fd.message_type.add(name="ReportHeader")
+    add(header, "node", 1, field.TYPE_STRING)
+    add(header, "sequence", 2, field.TYPE_UINT64)
+    add(header, "lost", 4, field.TYPE_BYTES, repeated=True)
+    add(header, "instance", 5, field.TYPE_STRING)
     pool = descriptor_pool.DescriptorPool()  # private: nothing else sees these names
     pool.Add(fd)
-    return cast(_ReportViewClass, message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.ReportView")))
+
+    def cls(name: str) -> object:
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+
+    return cast(_ReportViewClass, cls("ReportView")), cast(_ReportHeaderClass, cls("ReportHeader"))
 
 
-_REPORT_VIEW = _build()
+_REPORT_VIEW, _REPORT_HEADER = _build()
+
+
+def report_header(raw_request: bytes) -> ReportHeader:
+    """The header of a serialized ReportEdgesRequest. Raises DecodeError like FromString."""
+    return _REPORT_HEADER.FromString(raw_request)
 
 
 def edge_views(raw_request: bytes) -> Sequence[EdgeView]:

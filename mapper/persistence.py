@@ -35,7 +35,12 @@ _SCHEMA: Final[str] = """
 CREATE TABLE IF NOT EXISTS edges (
     id    INTEGER PRIMARY KEY,  -- the record's row, assigned by the store (a rowid: cheap upserts)
     edge  BLOB NOT NULL,        -- serialized netmapper.v1.Edge (identity, attributes, times, count, nodes)
-    extra TEXT                  -- json of what the Edge proto cannot hold (more than one Service), or NULL
+    extra TEXT,                 -- json of what the Edge proto cannot hold (more than one Service), or NULL
+    -- Set when only these changed since `edge` was written (the steady state: an edge re-reported),
+    -- so that a checkpoint updates three integers instead of re-encoding the edge; they win over `edge`'s.
+    first_ns INTEGER,
+    last_ns  INTEGER,
+    count    INTEGER
 );
 CREATE TABLE IF NOT EXISTS applied (
     instance TEXT PRIMARY KEY,     -- a sniffer run (ReportEdgesRequest.instance)
@@ -57,6 +62,8 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 Row = tuple[int, bytes, str | None]  # (id, serialized Edge, extra json)
+NumbersRow = tuple[int, int, int, int]  # (first ns, last ns, count, id): an edge whose numbers alone changed
+StoredRow = tuple[int, bytes, str | None, int | None, int | None, int | None]  # Row + the numbers when set
 JournalRow = tuple[int, int, bytes]  # (position, received ns, serialized ReportEdgesRequest)
 AppliedRow = tuple[str, int, int]  # (instance, sequence, seen ns)
 
@@ -66,6 +73,7 @@ class Checkpoint:
     """What one checkpoint writes, in one transaction."""
 
     rows: Sequence[Row]
+    numbers: Sequence[NumbersRow]
     deleted: Sequence[int]  # edge rows to delete (expired, evicted)
     applied: Sequence[AppliedRow]
     forgotten_instances: Sequence[str]
@@ -84,6 +92,14 @@ def _connect(path: Path, schema: str, fsync: bool) -> sqlite3.Connection:
     db.execute("PRAGMA wal_autocheckpoint=16384")
     db.executescript(schema)
     return db
+
+
+def _add_number_columns(db: sqlite3.Connection) -> None:
+    """Files written before the number columns existed get them (NULL: the blob's numbers hold)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(edges)")}
+    for column in ("first_ns", "last_ns", "count"):
+        if column not in have:
+            db.execute(f"ALTER TABLE edges ADD COLUMN {column} INTEGER")
 
 
 class JournalFile:
@@ -112,13 +128,10 @@ class EdgeFile:
 
     def __init__(self, path: Path, *, fsync: bool = False) -> None:
         self._db = _connect(path, _SCHEMA, fsync)
+        _add_number_columns(self._db)
 
-    def rows(self) -> Iterator[Row]:
-        yield from self._db.execute("SELECT id, edge, extra FROM edges")
-
-    def write(self, rows: Sequence[Row]) -> None:
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO edges (id, edge, extra) VALUES (?, ?, ?)", rows)
+    def rows(self) -> Iterator[StoredRow]:
+        yield from self._db.execute("SELECT id, edge, extra, first_ns, last_ns, count FROM edges")
 
     def delete_all(self) -> None:
         with self._db:
@@ -143,6 +156,8 @@ class EdgeFile:
                 self._db.executemany("DELETE FROM edges WHERE id = ?", [(i,) for i in cp.deleted])
             if cp.rows:
                 self._db.executemany("INSERT OR REPLACE INTO edges (id, edge, extra) VALUES (?, ?, ?)", cp.rows)
+            if cp.numbers:
+                self._db.executemany("UPDATE edges SET first_ns = ?, last_ns = ?, count = ? WHERE id = ?", cp.numbers)
             if cp.applied:
                 self._db.executemany("INSERT OR REPLACE INTO applied (instance, sequence, seen) VALUES (?, ?, ?)",
                                      cp.applied)

@@ -212,13 +212,18 @@ class PgEdgeStore:
     # -- ingest --
 
     @_unavailable_on_db_error
-    def merge(self, edges: Iterable[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
+    def merge(self, edges: Iterable[edge_pb2.Edge] | None, node: str, *, batch: BatchId | None = None,
               lost: Sequence[edge_pb2.LostEvents] = (), raw: bytes | None = None,
               now_ns: int | None = None) -> MergeResult:
         """Merge one batch reported by `node` and commit it; returns after COMMIT (so it is durable: there is
         no journal, `raw` is accepted for the store interface and unused). With `batch` (instance, sequence)
         the merge is exactly-once, as in the SQLite store: a sequence at or below the instance's last merged
-        one is a resend and merges nothing (accepted 0)."""
+        one is a resend and merges nothing (accepted 0). `edges` None: they are parsed from `raw` (DecodeError
+        when it is not a ReportEdgesRequest)."""
+        if edges is None:
+            if raw is None:
+                raise ValueError("merge needs the edges or the serialized request")
+            edges = mapper_pb2.ReportEdgesRequest.FromString(raw).edges
         edges = list(edges)
         bad_node = check_node_name(node)
         if bad_node:

@@ -23,6 +23,7 @@ class EdgeRecord:
     __slots__ = (
         "key", "first", "last", "count", "nodes", "client", "server",
         "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key", "version",
+        "saved_head", "saved_tail",
     )
 
     def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
@@ -43,6 +44,10 @@ class EdgeRecord:
         self.tail: bytes | None = None
         self.wire: bytes | None = None
         self.row_id = 0  # sqlite row, 0 without a file
+        # The head and tail objects in the row last written whole: while head and tail are still these
+        # very objects, only first/last/count changed and a checkpoint updates just those.
+        self.saved_head: bytes | None = None
+        self.saved_tail: bytes | None = None
         self.alive = True  # False once reset/expired: sorting and a retried flush skip it
         self.version = 0  # the store's change counter at this record's last change (WatchEdges resume)
 

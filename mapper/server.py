@@ -31,6 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mapper.auth import AuthInterceptor, AuthStats, ReloadingTls, ReloadingTokens, is_loopback
+from mapper.edge_view import report_header
 from mapper.filters import InvalidQuery
 from mapper.metrics import MapperMetrics
 from mapper.observer import NewEdgeObserver
@@ -38,9 +39,8 @@ from mapper.store import DEFAULT_MAX_EDGES, MergeResult
 from mapper.stores import Store, StoreUnavailable, open_store
 from mapper.validation import IngestLimits
 from mapper.watch import watch
-from mapper.wire import NS_PER_S
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
-from netmapper_api.v1 import mapper_pb2
+from netmapper_api.v1 import edge_pb2, mapper_pb2
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +62,29 @@ def _identity(data: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ReceivedBatch:
-    """A ReportEdges request as received: its bytes (journaled as they are) and the parsed message,
-    None when the bytes are not a ReportEdgesRequest."""
+    """A ReportEdges request as received: its bytes (journaled as they are, and parsed for their edges
+    once, by the store) and its header; `valid` is False when the header is not a ReportEdgesRequest's."""
 
     raw: bytes
-    request: mapper_pb2.ReportEdgesRequest | None
+    valid: bool
+    node: str = ""
+    sequence: int = 0
+    instance: str = ""
+    lost: tuple[edge_pb2.LostEvents, ...] = ()
 
     @staticmethod
     def parse(raw: bytes) -> ReceivedBatch:
         try:
-            return ReceivedBatch(raw, mapper_pb2.ReportEdgesRequest.FromString(raw))
+            header = report_header(raw)
+            lost = tuple(edge_pb2.LostEvents.FromString(b) for b in header.lost)
         except DecodeError:
-            return ReceivedBatch(raw, None)
+            return ReceivedBatch(raw, False)
+        return ReceivedBatch(raw, True, header.node, header.sequence, header.instance, lost)
 
 
 def claimed_node(batch: ReceivedBatch) -> str:
     """The node a batch says it comes from (auth checks it against a node-bound credential)."""
-    return batch.request.node if batch.request is not None else ""
+    return batch.node
 
 
 class _IdleStreams:
@@ -260,11 +266,10 @@ class _MapperService:
         try:
             if idle is not None:
                 idle.touch(context)
-            for received in requests:
+            for req in requests:
                 if idle is not None:
                     idle.touch(context)
-                req = received.request
-                if req is None:
+                if not req.valid:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch is not a ReportEdgesRequest")
                     return
                 if req.node and req.node != node[0]:
@@ -272,19 +277,22 @@ class _MapperService:
                 batch = (req.instance, req.sequence) if req.instance else None
                 started = time.perf_counter()
                 try:
-                    result = self._store.merge(req.edges, node=req.node, batch=batch, raw=received.raw)
-                    if len(req.lost) and not result.duplicate:
+                    result = self._store.merge(None, node=req.node, batch=batch, raw=req.raw)
+                    if req.lost and not result.duplicate:
                         self._store.record_lost(req.lost, node=req.node or peer)
-                except StoreUnavailable as exc:  # no acknowledgement: the sniffer keeps the batch and resends
+                except DecodeError:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch is not a ReportEdgesRequest")
+                    return
+                except StoreUnavailable as exc:  # no acknowledgement: the sniffer keeps the batch and resends it
                     log.warning("batch %d from %s (%s) not merged: %s", req.sequence, node[0], peer, exc)
                     context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node[0], peer)
-                    result = MergeResult(accepted=0, rejected=len(req.edges), error="internal error merging batch")
+                    result = MergeResult(accepted=0, rejected=0, error="internal error merging batch")
                 if self._metrics is not None and not result.duplicate:
                     self._count_batch(req, result)
                 # Only what the acknowledgement needs waits in the queue, not the parsed batch.
-                if not put((req.sequence, len(req.edges), result, started)):
+                if not put((req.sequence, result.accepted + result.rejected, result, started)):
                     return
             put(None)
         except BaseException as exc:  # noqa: BLE001 - aborts and broken streams end the acknowledging side
@@ -293,11 +301,11 @@ class _MapperService:
             if idle is not None:
                 idle.done(context)
 
-    def _count_batch(self, req: mapper_pb2.ReportEdgesRequest, result: MergeResult) -> None:
+    def _count_batch(self, req: ReceivedBatch, result: MergeResult) -> None:
         assert self._metrics is not None
-        newest = max((e.last_seen.seconds * NS_PER_S + e.last_seen.nanos for e in req.edges), default=0)
-        self._metrics.batch(req.node, len(req.edges), result.accepted, result.rejected, result.error, newest)
-        if len(req.lost):
+        self._metrics.batch(req.node, result.accepted + result.rejected, result.accepted, result.rejected,
+                            result.error, result.newest_ns)
+        if req.lost:
             self._metrics.lost_events(list(req.lost))
 
     def list_edges(self, request: mapper_pb2.ListEdgesRequest, context: grpc.ServicerContext) -> bytes:

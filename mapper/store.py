@@ -23,7 +23,9 @@ Hot path (merge), designed for hundreds of thousands of observations per second 
 Durability (with a sqlite path, persistence.py): merge() journals the raw batch; wait_durable() returns
 once the journal commit holding it is done (group commit, every few ms), and only then does the server
 acknowledge. Changed records are checkpointed every `flush_interval` seconds (and after 64 MiB of
-journal): a record updated by many batches is written once per checkpoint, not once per batch. Reset and expiry
+journal): a record updated by many batches is written once per checkpoint, not once per batch, and a record
+whose attributes did not change since it was last written whole (an edge re-reported) is written as its three
+numbers, without encoding it. Reset and expiry
 checkpoint synchronously so that nothing forgotten comes back on restart.
 
 Bounds: at most `max_edges` records; inserting beyond evicts the stalest (by last_seen) in chunks of
@@ -48,11 +50,12 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
-from mapper.edge_view import EdgeView, edge_views
+from mapper.edge_view import EdgeView, edge_views, report_header
 from mapper.filters import compile_filters, selects
 from mapper.paging import decode_page_token
 from mapper.persistence import (
-    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, extra_json, services_from_extra,
+    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, NumbersRow, extra_json,
+    services_from_extra,
 )
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers
@@ -99,6 +102,7 @@ class MergeResult:
     position: int = 0  # journal position to wait for (wait_durable) before acknowledging; 0: none
     # edges of the batch that created a record (first report of their key), for mapper/observer.py
     new_edges: tuple[edge_pb2.Edge, ...] = ()
+    newest_ns: int = 0  # the latest last_seen accepted (the reporting node's lag, in metrics)
 
 
 class EdgeStore:
@@ -147,7 +151,7 @@ class EdgeStore:
 
     # -- ingest --
 
-    def merge(self, edges: Sequence[edge_pb2.Edge], node: str, *, batch: BatchId | None = None,
+    def merge(self, edges: Sequence[edge_pb2.Edge] | None, node: str, *, batch: BatchId | None = None,
               raw: bytes | None = None, now_ns: int | None = None) -> MergeResult:
         """Merge one batch reported by `node`. Invalid edges are refused with their reasons, never raised.
 
@@ -155,34 +159,40 @@ class EdgeStore:
         last merged one is a resend (duplicate=True, nothing merged). `raw`, the serialized request, is
         journaled when the store has a file: wait for result.position with wait_durable() before
         acknowledging. `now_ns` is the mapper clock the time window is checked against (replay).
-        The edges are read from `raw` when given (it must be the request holding `edges`), see edge_view.py."""
+        The edges are read from `raw` when given (it must be the request holding `edges`), see edge_view.py;
+        `edges` may then be None (the server's path: the batch is parsed once, here). Raises DecodeError
+        when `edges` is None and `raw` is not a ReportEdgesRequest."""
         views = None
         if raw is not None:
             try:
                 views = edge_views(raw)
             except DecodeError:
-                views = None
-        return self._merge(edges, views, node, batch, raw, now_ns)
-
-    def _merge(self, edges: Sequence[edge_pb2.Edge], views: Sequence[EdgeView] | None, node: str,
-               batch: BatchId | None, raw: bytes | None, now_ns: int | None) -> MergeResult:
-        if views is None or len(views) != len(edges):
+                if edges is None:
+                    raise
+        if edges is not None and (views is None or len(views) != len(edges)):
             views = edge_views(mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString())
+        if views is None:
+            raise ValueError("merge needs the edges or the serialized request")
+        return self._merge(views, node, batch, raw, now_ns)
+
+    def _merge(self, views: Sequence[EdgeView], node: str, batch: BatchId | None, raw: bytes | None,
+               now_ns: int | None) -> MergeResult:
         now = time.time_ns() if now_ns is None else now_ns
         limits = self.limits
         bad_node = check_node_name(node)
         if bad_node:
-            return MergeResult(accepted=0, rejected=len(edges), error=bad_node if len(edges) else "",
-                               rejections=tuple((i, bad_node) for i in range(min(len(edges), MAX_REJECTIONS))))
+            return MergeResult(accepted=0, rejected=len(views), error=bad_node if len(views) else "",
+                               rejections=tuple((i, bad_node) for i in range(min(len(views), MAX_REJECTIONS))))
         if batch is not None and (not 0 < batch[1] < 2**63 or len(batch[0]) > MAX_INSTANCE_LENGTH):
             why = f"batch identity needs a sequence in 1..2^63-1 and an instance of at most {MAX_INSTANCE_LENGTH} characters"
-            return MergeResult(accepted=0, rejected=len(edges), error=why if len(edges) else "",
-                               rejections=tuple((i, why) for i in range(min(len(edges), MAX_REJECTIONS))))
+            return MergeResult(accepted=0, rejected=len(views), error=why if len(views) else "",
+                               rejections=tuple((i, why) for i in range(min(len(views), MAX_REJECTIONS))))
         lo, hi = limits.window_ns(now)
         accepted = rejected = 0
         error = ""
         rejections: list[tuple[int, str]] = []
         new_edges: list[edge_pb2.Edge] = []
+        newest = 0
         valid_protocols = keys.VALID_PROTOCOLS
         changed: list[EdgeRecord] = []
         max_count = limits.max_count
@@ -214,7 +224,7 @@ class EdgeStore:
                         or last < first or first < lo or last > hi or index >= max_edges):
                     rejected += 1
                     reason = (f"batch holds more than {max_edges} edges" if index >= max_edges
-                              else check_numbers(edges[index], first, last, lo, hi, limits))
+                              else check_numbers(e, first, last, lo, hi, limits))
                     error = error or reason
                     if len(rejections) < MAX_REJECTIONS:
                         rejections.append((index, reason))
@@ -253,6 +263,8 @@ class EdgeStore:
                     rec.first = first
                 if last > rec.last:
                     rec.last = last
+                if last > newest:
+                    newest = last
                 # count 0 would mean "seen but not counted"; an edge is only reported when seen.
                 rec.count += n or 1
                 if rec.count > MAX_STORED_COUNT:
@@ -283,7 +295,7 @@ class EdgeStore:
                 else:
                     self._unjournaled = True  # only a checkpoint makes this merge durable
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
-                           position=position, new_edges=tuple(new_edges))
+                           position=position, new_edges=tuple(new_edges), newest_ns=newest)
 
     def _remember(self, batch: BatchId, now: int) -> None:
         """Record batch as the instance's last merged one. Caller holds _lock."""
@@ -524,13 +536,13 @@ class EdgeStore:
         replayed = 0
         for position, received, raw in self._jdb.after(through):
             try:
-                req = mapper_pb2.ReportEdgesRequest.FromString(raw)
+                header, views = report_header(raw), edge_views(raw)
             except DecodeError as exc:
                 log.warning("skipping unreadable journal row %d: %s", position, exc)
                 continue
-            batch = (req.instance, req.sequence) if req.instance else None
+            batch = (header.instance, header.sequence) if header.instance else None
             self._position = position - 1  # the merge numbers it as it was numbered when journaled
-            self._merge(req.edges, edge_views(raw), req.node, batch, None, received)
+            self._merge(views, header.node, batch, None, received)
             self._position = max(self._position, position)
             replayed += 1
         log.info("store %s: loaded %d edges (%d unreadable rows skipped), replayed %d journaled batches",
@@ -541,7 +553,7 @@ class EdgeStore:
 
     def _load(self, db: EdgeFile) -> tuple[int, int]:
         loaded = skipped = 0
-        for row_id, blob, extra in db.rows():
+        for row_id, blob, extra, first_ns, last_ns, count in db.rows():
             self._next_row = max(self._next_row, row_id + 1)
             try:
                 edge = edge_pb2.Edge.FromString(blob)
@@ -564,6 +576,8 @@ class EdgeStore:
                 edge.last_seen.seconds * NS_PER_S + edge.last_seen.nanos,
             )
             rec.count = edge.count
+            if first_ns is not None and last_ns is not None and count is not None:
+                rec.first, rec.last, rec.count = first_ns, last_ns, count  # newer than the blob's
             rec.nodes = tuple(sorted(edge.reporting_nodes))
             rec.row_id = row_id
             if _index_key(key) in self._records:
@@ -573,7 +587,8 @@ class EdgeStore:
                 continue
             self._records[_index_key(key)] = rec
             self._unsorted.append(rec)
-            rec.wire = blob  # the stored bytes are exactly what ListEdges would build
+            if first_ns is None:
+                rec.wire = blob  # the stored bytes are exactly what ListEdges would build
             loaded += 1
         return loaded, skipped
 
@@ -612,7 +627,17 @@ class EdgeStore:
                 assert self._dirty is not None
                 dirty, self._dirty = self._dirty, set()
                 n = len(self._records)
-                snapshot = [(rec, self._encoder.parts(rec, n)) for rec in dirty]
+                # Re-reported edges (the steady state) changed only their numbers: no encoding for those.
+                numbers: list[NumbersRow] = []
+                whole: list[EdgeRecord] = []
+                for rec in dirty:
+                    if rec.head is not None and rec.head is rec.saved_head and rec.tail is rec.saved_tail:
+                        numbers.append((rec.first, rec.last, rec.count, rec.row_id))
+                    else:
+                        whole.append(rec)
+                snapshot = [(rec, self._encoder.parts(rec, n)) for rec in whole]
+                for rec, parts in snapshot:
+                    rec.saved_head, rec.saved_tail = parts[0], parts[1]
                 applied: list[AppliedRow] = [(i, *self._applied[i]) for i in self._applied_dirty if i in self._applied]
                 through = self._position
                 journal_bytes, self._journal_bytes = self._journal_bytes, 0
@@ -623,7 +648,7 @@ class EdgeStore:
             # Assembled outside the lock: merges go on meanwhile (the snapshot is consistent as of `through`).
             rows = [(rec.row_id, assemble(*parts), extra_json(rec.client.services, rec.server.services))
                     for rec, parts in snapshot]
-            cp = Checkpoint(rows=rows, deleted=deleted, applied=applied, forgotten_instances=forgotten,
+            cp = Checkpoint(rows=rows, numbers=numbers, deleted=deleted, applied=applied, forgotten_instances=forgotten,
                             through=through, delete_all=delete_all)
             try:
                 self._db.checkpoint(cp)
@@ -631,6 +656,8 @@ class EdgeStore:
                 # Keep everything pending so the next round retries; a full disk must not lose edges in memory.
                 with self._lock:
                     assert self._dirty is not None
+                    for rec in whole:  # not written: the next checkpoint writes them whole
+                        rec.saved_head = rec.saved_tail = None
                     self._dirty.update(rec for rec in dirty if rec.alive)
                     self._journal_bytes += journal_bytes
                     self._unjournaled = self._unjournaled or unjournaled

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from netmapper_api import keys
 from netmapper_api.keys import InvalidEdge
@@ -64,7 +64,18 @@ def check_times(first: int, last: int, lo: int, hi: int) -> str:
     return ""
 
 
-def check_numbers(edge: edge_pb2.Edge, first: int, last: int, lo: int, hi: int, limits: IngestLimits) -> str:
+class NumericFields(Protocol):
+    """What check_numbers reads: an Edge, or the store's view of one (edge_view.py)."""
+
+    @property
+    def port(self) -> int: ...
+    @property
+    def protocol(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+
+
+def check_numbers(edge: NumericFields, first: int, last: int, lo: int, hi: int, limits: IngestLimits) -> str:
     """The reason the numeric fields of `edge` are refused, "" when they are fine."""
     if not 0 < edge.port <= 65535:
         return f"port {edge.port} out of range 1..65535"
