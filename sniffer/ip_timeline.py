@@ -3,8 +3,7 @@ resolve to the pod that held the address at t, and a deleted pod stays resolvabl
 Not thread-safe: the ClusterIndex calls it under its lock."""
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sniffer.pods import PodInfo
@@ -17,6 +16,9 @@ class _Tenure:
     start: float
     end: float | None
     pod: PodInfo
+    # The address's tenure claimed before this one: an address's tenures are a chain from its latest,
+    # so the common case, one pod per address, costs no list (~80 B per address).
+    earlier: _Tenure | None = None
 
 
 @dataclass
@@ -26,23 +28,30 @@ class IpTimeline:
 
     grace: float
     slack: float
-    _tenures: dict[str, list[_Tenure]] = field(default_factory=lambda: defaultdict(list))
+    _latest: dict[str, _Tenure] = field(default_factory=dict)
+
+    def _chain(self, ip: str) -> Iterator[_Tenure]:
+        """The address's tenures, latest claimed first."""
+        t = self._latest.get(ip)
+        while t is not None:
+            yield t
+            t = t.earlier
 
     def claim(self, ips: Iterable[str], pod: PodInfo, at: float) -> None:
         for ip in ips:
-            self._tenures[ip].append(_Tenure(start=at, end=None, pod=pod))
+            self._latest[ip] = _Tenure(start=at, end=None, pod=pod, earlier=self._latest.get(ip))
 
     def release(self, ips: Iterable[str], uid: str, at: float) -> None:
         """The pod `uid` stopped holding `ips` at `at`."""
         for ip in ips:
-            for t in self._tenures.get(ip, []):
+            for t in self._chain(ip):
                 if t.end is None and t.pod.uid == uid:
                     t.end = at
 
     def update(self, ips: Iterable[str], pod: PodInfo) -> None:
         """The current tenures of `pod` (same uid) now carry this version of it."""
         for ip in ips:
-            for t in self._tenures.get(ip, []):
+            for t in self._chain(ip):
                 if t.end is None and t.pod.uid == pod.uid:
                     t.pod = pod
 
@@ -51,30 +60,37 @@ class IpTimeline:
 
         Order of preference: the tenure covering `at` (latest start wins); a tenure that began up to
         `slack` seconds after `at` (the watch event can arrive after the first connect); the last
-        tenure that ended within `grace` before `at` (late observations of a deleted pod).
+        tenure that ended within `grace` before `at` (late observations of a deleted pod). Among equals,
+        the one claimed first (the chain runs latest first, hence >= and <=).
         """
-        tenures = self._tenures.get(ip)
-        if not tenures:
-            return None
-        holding = [t for t in tenures if t.start <= at and (t.end is None or t.end >= at)]
-        if holding:
-            return max(holding, key=lambda t: t.start).pod
-        later = [t for t in tenures if at < t.start <= at + self.slack]
-        if later:
-            return min(later, key=lambda t: t.start).pod
-        ended = [t for t in tenures if t.end is not None and at - self.grace <= t.end < at]
-        if ended:
-            return max(ended, key=lambda t: t.end or 0.0).pod
-        return None
+        holding = later = ended = None
+        for t in self._chain(ip):
+            if t.start <= at and (t.end is None or t.end >= at):
+                if holding is None or t.start >= holding.start:
+                    holding = t
+            elif at < t.start <= at + self.slack:
+                if later is None or t.start <= later.start:
+                    later = t
+            elif t.end is not None and at - self.grace <= t.end < at:
+                if ended is None or t.end >= (ended.end or 0.0):
+                    ended = t
+        best = holding or later or ended
+        return None if best is None else best.pod
 
     def prune(self, now: float) -> int:
         """Forget tenures that ended more than `grace` seconds before `now`; returns how many."""
         removed = 0
-        for ip in list(self._tenures):
-            kept = [t for t in self._tenures[ip] if t.end is None or t.end > now - self.grace]
-            removed += len(self._tenures[ip]) - len(kept)
-            if kept:
-                self._tenures[ip] = kept
+        for ip in list(self._latest):
+            chain = list(self._chain(ip))
+            kept = [t for t in chain if t.end is None or t.end > now - self.grace]
+            if len(kept) == len(chain):
+                continue
+            removed += len(chain) - len(kept)
+            earlier = None
+            for t in reversed(kept):
+                t.earlier, earlier = earlier, t
+            if earlier is None:
+                del self._latest[ip]
             else:
-                del self._tenures[ip]
+                self._latest[ip] = earlier
         return removed
