@@ -6,7 +6,8 @@ from sniffer.object_table import ObjectTable
 
 
 def rs(namespace: str, name: str) -> OwnerRecord:
-    return OwnerRecord(kind="ReplicaSet", api_version="apps/v1", namespace=namespace, name=name, owner=None)
+    return OwnerRecord(kind="ReplicaSet", api_version="apps/v1", namespace=namespace, name=name, owner_api_version=None,
+                       owner_kind="", owner_name="")
 
 
 def test_put_get_pop_and_listing() -> None:
