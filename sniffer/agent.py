@@ -87,13 +87,7 @@ class Agent:
         self.stats.cycles += 1
         if self.on_cycle is not None:
             self.on_cycle()
-        observations, losses = self.source.drain()
-        for extra in self.loss_sources:
-            losses = [*losses, *extra()]
-        for loss in losses:
-            self._note_lost(loss.source, loss.count, now)
-        self.stats.connects += sum(o.count for o in observations)
-        self.accumulator.add(self._resolve(observations, now, final))
+        self._merge(now, final)
         if self.accumulator.overflow:
             self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
@@ -104,6 +98,17 @@ class Agent:
             if self.reporter.offer_serialized(chunks, self._lost_events()):
                 self.stats.edges_sent += sum(n for n, _ in chunks)
                 self._lost.clear()
+
+    def _merge(self, now: float, final: bool) -> None:
+        """Drain, resolve and merge into the accumulator. A method of its own so that the drained
+        observations (10k: ~4 MiB) are freed before the batch is serialized, not alongside it."""
+        observations, losses = self.source.drain()
+        for extra in self.loss_sources:
+            losses = [*losses, *extra()]
+        for loss in losses:
+            self._note_lost(loss.source, loss.count, now)
+        self.stats.connects += sum(o.count for o in observations)
+        self.accumulator.add(self._resolve(observations, now, final))
 
     def _resolve(self, observations: list[ConnectObservation], now: float, final: bool) -> Iterator[ResolvedConnect]:
         """Resolved connects, one at a time: the accumulator merges each before the next is made, so

@@ -139,6 +139,13 @@ def _ip(family: int, raw: ct.Array[ct.c_uint8]) -> IPAddress:
     return IPv4Address(data[:4]) if family == AF_INET else IPv6Address(data)
 
 
+def _comm(seen: dict[bytes, str], raw: bytes) -> str:
+    comm = seen.get(raw)
+    if comm is None:
+        comm = seen[raw] = raw.decode(errors="replace")
+    return comm
+
+
 class ConnectProbe:
     """The TCP connect capture. Use as a context manager; call drain() every interval.
 
@@ -297,6 +304,7 @@ class ConnectProbe:
             self._keys_buf, self._vals_buf = (ConnKey * n)(), (ConnVal * n)()
         keys, vals = self._keys_buf, self._vals_buf
         out: list[ConnectObservation] = []
+        comms: dict[bytes, str] = {}  # a few programs make most connects: one string each per drain
         try:
             for chunk in libbpf.lookup_and_delete_batches(map_fd, keys, vals, limit=self.map_size):
                 for i in range(chunk):
@@ -311,7 +319,7 @@ class ConnectProbe:
                         first_seen=(val.first_seen_ns + wall_minus_mono) / 1e9,
                         last_seen=(val.last_seen_ns + wall_minus_mono) / 1e9,
                         pid=val.pid,
-                        comm=val.comm.decode(errors="replace"),
+                        comm=_comm(comms, val.comm),
                     ))
         except OSError as e:
             raise OSError(e.errno, f"tcp_connect buffer: {e.strerror}") from e
