@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -102,6 +103,20 @@ def _add_number_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE edges ADD COLUMN {column} INTEGER")
 
 
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction. The connection is in autocommit mode (isolation_level=None), where `with db:`
+    begins nothing: every statement of an executemany would commit on its own, so a checkpoint would
+    be neither atomic (a crash inside it leaves part of it) nor fast (one WAL commit per row)."""
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class JournalFile:
     """The journal of acknowledged batches; one connection, callers serialise access."""
 
@@ -112,11 +127,11 @@ class JournalFile:
         yield from self._db.execute("SELECT id, received, batch FROM journal WHERE id > ? ORDER BY id", (through,))
 
     def append(self, rows: Sequence[JournalRow]) -> None:
-        with self._db:
+        with _transaction(self._db):
             self._db.executemany("INSERT OR REPLACE INTO journal (id, received, batch) VALUES (?, ?, ?)", rows)
 
     def drop_through(self, through: int) -> None:
-        with self._db:
+        with _transaction(self._db):
             self._db.execute("DELETE FROM journal WHERE id <= ?", (through,))
 
     def close(self) -> None:
@@ -134,11 +149,11 @@ class EdgeFile:
         yield from self._db.execute("SELECT id, edge, extra, first_ns, last_ns, count FROM edges")
 
     def delete_all(self) -> None:
-        with self._db:
+        with _transaction(self._db):
             self._db.execute("DELETE FROM edges")
 
     def delete(self, row_ids: Iterable[int]) -> None:
-        with self._db:
+        with _transaction(self._db):
             self._db.executemany("DELETE FROM edges WHERE id = ?", [(i,) for i in row_ids])
 
     def applied(self) -> Iterator[AppliedRow]:
@@ -149,7 +164,7 @@ class EdgeFile:
         return int(row[0]) if row else 0
 
     def checkpoint(self, cp: Checkpoint) -> None:
-        with self._db:
+        with _transaction(self._db):
             if cp.delete_all:
                 self._db.execute("DELETE FROM edges")
             if cp.deleted:

@@ -244,9 +244,10 @@ class EdgeStore:
                         if len(rejections) < MAX_REJECTIONS:
                             rejections.append((index, str(exc)))
                         continue
-                rec = records.get((c[2], s[2], port, protocol))
+                index_key = (c[2], s[2], port, protocol)
+                rec = records.get(index_key)
                 if rec is None:
-                    rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last)
+                    rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last, index_key)
                     # Built from the view: exactly the bytes validated (a field repeated on the wire merges
                     # in a full parse, while the view keeps its last occurrence).
                     new_edges.append(edge_pb2.Edge.FromString(e.SerializeToString()))
@@ -335,12 +336,14 @@ class EdgeStore:
             hit = self._endpoints[raw] = (identity, keys.endpoint_attrs(ep), _identity_text(identity))
         return hit
 
-    def _insert(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> EdgeRecord:
-        """A new edge. Caller holds _lock."""
+    def _insert(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int,
+                index_key: IndexKey) -> EdgeRecord:
+        """A new edge. Caller holds _lock. `index_key` holds the cached endpoints' identity strings, so
+        that later lookups compare them by identity, not by content (fewer cache misses per merge)."""
         if len(self._records) >= self.max_edges:
             self._evict_stalest(max(1, self.max_edges // 100))
         rec = EdgeRecord(key, client, server, first, last)
-        self._records[_index_key(key)] = rec
+        self._records[index_key] = rec
         self._unsorted.append(rec)
         if self._dirty is not None:
             rec.row_id = self._next_row

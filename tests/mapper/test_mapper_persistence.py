@@ -147,3 +147,30 @@ def test_a_file_written_before_the_number_columns_loads_and_is_upgraded(tmp_path
         store.merge(_edges()[:1], "n")
     with EdgeStore(db) as store:
         assert sorted(e.count for e in store.list()) == [1, 1, 6]
+
+
+def test_a_checkpoint_that_fails_part_way_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """A checkpoint is one transaction: the edge rows it updated and the journal position it includes
+    change together or not at all (else a restart would replay journaled batches onto rows that
+    already hold them, counting them twice)."""
+    from mapper.persistence import Checkpoint, EdgeFile
+
+    db = tmp_path / "edges.db"
+    with EdgeStore(db) as store:
+        store.merge(_edges(), "n")
+    before = _stored(db)
+    file = EdgeFile(db)
+    try:
+        through = file.journal_through()
+        bad_applied = [("instance", "not a number", None)]  # fails after the edge rows were written
+        try:
+            file.checkpoint(Checkpoint(rows=[], numbers=[(T0, T0, 1000, i) for i in before], deleted=[],
+                                       applied=bad_applied, forgotten_instances=[], through=through + 5))
+        except Exception:
+            pass
+        else:
+            raise AssertionError("the checkpoint should have failed")
+        assert file.journal_through() == through
+    finally:
+        file.close()
+    assert _stored(db) == before
