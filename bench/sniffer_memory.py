@@ -20,7 +20,10 @@ Remedies (--remedies): RSS of a process that imported the sniffer and loaded bot
   loader child         bcc in a short-lived child, fds passed back (what the sniffer does now)
 
 Rounds (--rounds N): the phases run N times, each a fresh sniffer; the table shows per phase the median
-over rounds of each figure and the spread (min-max) of the RSS median. --smaps DIR keeps, per phase and
+over rounds of each figure and the spread (min-max) of the RSS and anonymous medians. RSS splits into
+anonymous memory (the process's own: stable from run to run) and file-backed + shared pages (libraries,
+whose resident part varies by several MiB with what the page cache holds, and the DNS ring buffer, whose
+4 MiB data area is mapped twice and so counted twice in RSS, once in the cgroup). --smaps DIR keeps, per phase and
 round, /proc/PID/smaps of the sniffer taken at the end of the phase (where the RSS is, mapping by mapping).
 
 Needs root and gcc.   .venv/bin/python bench/sniffer_memory.py [--pods 10000] [--seconds 20] [--pods-per-workload 1]
@@ -109,9 +112,13 @@ class Phase:
     edges_at_mapper: int = 0  # edges the mapper holds after the phase (all phases share one mapper)
     rss_mib_median: float = 0.0
     rss_mib_max: float = 0.0
+    anon_mib_median: float = 0.0  # RssAnon: the process's own memory
+    file_mib_median: float = 0.0  # RssFile + RssShmem: mapped libraries (varies with the page cache) and the ring buffer
     memcg_mib_max: float = 0.0  # the cgroup's charge (user + kernel memory), max over the phase
     memcg_peak_mib: float = 0.0  # the cgroup's high-water mark since start (start-up: bcc child, snapshot child)
     samples: list[float] = field(default_factory=list)
+    anon_samples: list[float] = field(default_factory=list)
+    file_samples: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -151,10 +158,17 @@ class MemCgroup:
 
 
 def rss_mib(pid: int) -> float:
+    return status_mib(pid)["VmRSS"]
+
+
+def status_mib(pid: int) -> dict[str, float]:
+    """VmRSS, RssAnon, RssFile, RssShmem of a process, MiB."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
 
 
 def start_mapper(log_file: Any) -> tuple[subprocess.Popen[bytes], str]:
@@ -194,7 +208,10 @@ def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             time.sleep(0.5)
-            phase.samples.append(rss_mib(proc.pid))
+            st = status_mib(proc.pid)
+            phase.samples.append(st["VmRSS"])
+            phase.anon_samples.append(st["RssAnon"])
+            phase.file_samples.append(st["RssFile"] + st["RssShmem"])
             phase.memcg_mib_max = max(phase.memcg_mib_max, cg.mib())
         phase.memcg_peak_mib = cg.mib(peak=True)
         if smaps is not None:
@@ -212,6 +229,8 @@ def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds
         cg.remove()
     tail = phase.samples[len(phase.samples) // 2:]
     phase.rss_mib_median, phase.rss_mib_max = statistics.median(tail), max(tail)
+    phase.anon_mib_median = statistics.median(phase.anon_samples[len(phase.anon_samples) // 2:])
+    phase.file_mib_median = statistics.median(phase.file_samples[len(phase.file_samples) // 2:])
     return phase
 
 
@@ -312,7 +331,8 @@ def main() -> int:
                     phase.round = rnd
                     phase.edges_at_mapper = mapper_edges(addr)
                     res.phases.append(phase)
-                    print(f"round {rnd} {name:8} RSS median {phase.rss_mib_median:6.1f} MiB max {phase.rss_mib_max:6.1f} "
+                    print(f"round {rnd} {name:8} RSS median {phase.rss_mib_median:6.1f} MiB (anon "
+                          f"{phase.anon_mib_median:5.1f}, file {phase.file_mib_median:5.1f}) max {phase.rss_mib_max:6.1f} "
                           f"MiB, cgroup max {phase.memcg_mib_max:6.1f} MiB", file=sys.stderr, flush=True)
             if args.remedies:
                 res.remedies = remedies()
@@ -324,19 +344,23 @@ def main() -> int:
             mapper_log.close()
             subprocess.run(["ip", "netns", "del", netns], check=False)
 
-    print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'spread':>15}{'RSS max':>9}{'cgroup max':>12}{'cgroup peak':>13}"
-          f"{'mapper edges':>14}   (MiB; median over {args.rounds} round(s) of: RSS median and max over the second half "
-          f"of {args.seconds:g} s, cgroup max over all of it, peak since start-up; spread: min-max of the RSS median)")
+    print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'spread':>15}{'anon':>7}{'spread':>13}{'file':>7}{'RSS max':>9}"
+          f"{'cgroup max':>12}{'cgroup peak':>13}{'mapper edges':>14}")
+    print(f"  (MiB; median over {args.rounds} round(s) of: RSS median and max over the second half of {args.seconds:g} s "
+          "(anon: RssAnon, file: RssFile + RssShmem, which varies with the page cache), cgroup max over all of it, "
+          "peak since start-up; spread: min-max over rounds)")
     for name in ("idle", "loaded", "traffic"):
         got = [ph for ph in res.phases if ph.name == name]
         if not got:
             continue
         med = [ph.rss_mib_median for ph in got]
+        anon = [ph.anon_mib_median for ph in got]
 
         def m(attr: str) -> float:
             return statistics.median(getattr(ph, attr) for ph in got)
 
         print(f"{name:10}{got[0].pods:7d}{statistics.median(med):12.1f}{f'{min(med):.1f}-{max(med):.1f}':>15}"
+              f"{statistics.median(anon):7.1f}{f'{min(anon):.1f}-{max(anon):.1f}':>13}{m('file_mib_median'):7.1f}"
               f"{m('rss_mib_max'):9.1f}{m('memcg_mib_max'):12.1f}{m('memcg_peak_mib'):13.1f}"
               f"{int(m('edges_at_mapper')):14d}")
     if res.remedies:
