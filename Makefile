@@ -39,7 +39,7 @@ test: setup apiserver check
 proto:
 	bash scripts/gen_proto.sh
 
-bench: setup
+bench: setup apiserver
 	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sniffer_memory import start_mapper, status_mib  # noqa: E402
-from tests.apiserver.cluster import ApiServerCluster  # noqa: E402
+from tests.apiserver.cluster import ApiServerCluster, ClusterStartError  # noqa: E402
 
 
 def idle(feed: list[str], mapper: str, work: Path, name: str, seconds: float) -> tuple[float, float]:
@@ -77,7 +77,12 @@ def main() -> int:
         empty = work / "empty.json"
         empty.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": []}))
         api = ApiServerCluster(workdir=work / "apiserver")
-        api.start()
+        try:
+            api.start()
+        except (ClusterStartError, OSError) as e:
+            api.stop()
+            print(f"sniffer_live_feed_memory: no API server ({e}); run `make apiserver`", file=sys.stderr)
+            return 1
         mapper = None
         try:
             with (work / "mapper.log").open("ab") as mapper_log:
