@@ -110,3 +110,21 @@ def test_a_journal_of_the_earlier_sqlite_format_is_replayed(tmp_path: Path) -> N
     assert not Path(f"{db}.journal").exists()
     with EdgeStore(db) as store:
         assert len(store) == 1 and store.list()[0].count == 1
+
+
+def test_with_fsync_every_append_and_new_segment_is_flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--fsync: the appends and the segments' directory entries go through fsync (counted), and read back."""
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(journal.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(journal, "SEGMENT_BYTES", 1000)
+    j = JournalFile(tmp_path / "e.db.journal", fsync=True)
+    for p in range(1, 13, 3):
+        j.append(_rows(p, 3))
+    segments = len(list((tmp_path / "e.db.journal.d").iterdir()))
+    assert segments > 1
+    assert len(synced) == 4 + segments  # one per append, one per new segment's directory entry
+    j.close()
+    assert [r[0] for r in JournalFile(tmp_path / "e.db.journal").after(0)] == list(range(1, 13))
