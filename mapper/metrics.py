@@ -8,10 +8,12 @@ source as sniffers report them, watchers that fell behind).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from netmapper_api.v1 import edge_pb2
 
@@ -71,6 +73,11 @@ class MapperMetrics:
                                         buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5),
                                         registry=r)
 
+    def track_auth_refusals(self, refused: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Calls refused by authentication or authorization, by status and method (read at each scrape
+        from the interceptor's own count, so auth.py knows nothing of Prometheus)."""
+        self.registry.register(_AuthRefusals(refused))
+
     def track_store_size(self, size: Callable[[], int]) -> None:
         def read() -> float:
             try:
@@ -112,3 +119,16 @@ class MapperMetrics:
             thread.join(timeout=5)
 
         return host, int(server.server_address[1]), stop
+
+
+class _AuthRefusals(Collector):
+    def __init__(self, refused: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("netmapper_mapper_auth_refused",
+                                     "Calls refused for their credential or role, by status code and method",
+                                     labels=["code", "method"])
+        for (code, method), n in sorted(self._refused().items()):
+            family.add_metric([code, method], n)
+        yield family

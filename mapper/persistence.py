@@ -1,19 +1,20 @@
-"""The mapper's SQLite files: one row per edge (PATH), and a journal of acknowledged batches
-(PATH.journal). The store decides what to write; this module knows the files and the threads.
+"""The mapper's edge file (PATH, SQLite: one row per edge) and the threads that make merges durable.
+The store decides what to write; this module knows the edge file and the threads; journal.py keeps
+the journal of acknowledged batches (PATH.journal.d).
 
 - journal commits (GroupCommit's commit thread), every few milliseconds while batches wait: the raw
-  bytes of every batch merged since the last commit, in one transaction. A batch is acknowledged only
-  after the commit that holds it, so `kill -9` at any moment loses nothing acknowledged. One row per
-  batch: cheap however many edges it holds.
+  bytes of every batch merged since the last commit, in one append. A batch is acknowledged only
+  after the commit that holds it, so `kill -9` at any moment loses nothing acknowledged. One record
+  per batch: cheap however many edges it holds.
 - checkpoints (its checkpoint thread), every `checkpoint_interval` seconds and on demand: the records
   changed since the last one, the last applied sequence of every sniffer instance and the journal
-  position the records include, in one transaction of the edge file; then the journal rows up to that
-  position are dropped. A crash between the two leaves rows the next load skips.
+  position the records include, in one transaction of the edge file; then the journal up to that
+  position is dropped. A crash between the two leaves batches the next load skips.
 
-The journal is a file of its own so that a checkpoint (tens of MB) never holds up the commits that
-acknowledgements wait for: SQLite allows one writer per file. Loading reads the edges and replays the
-journal rows after the checkpoint's position; the applied sequences make a resent batch (a lost
-acknowledgement) merge once, also across a restart.
+The journal is kept apart from the edge file so that a checkpoint (tens of MB) never holds up the
+commits that acknowledgements wait for. Loading reads the edges and replays the journaled batches
+after the checkpoint's position; the applied sequences make a resent batch (a lost acknowledgement)
+merge once, also across a restart.
 """
 from __future__ import annotations
 
@@ -54,18 +55,9 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_JOURNAL_SCHEMA: Final[str] = """
-CREATE TABLE IF NOT EXISTS journal (
-    id       INTEGER PRIMARY KEY,  -- position: the store numbers merged batches 1, 2, 3 ...
-    received INTEGER NOT NULL,     -- mapper clock (ns) when merged: replay validates against it
-    batch    BLOB NOT NULL         -- serialized netmapper.v1.ReportEdgesRequest as received
-);
-"""
-
 Row = tuple[int, bytes, str | None]  # (id, serialized Edge, extra json)
 NumbersRow = tuple[int, int, int, int]  # (first ns, last ns, count, id): an edge whose numbers alone changed
 StoredRow = tuple[int, bytes, str | None, int | None, int | None, int | None]  # Row + the numbers when set
-JournalRow = tuple[int, int, bytes]  # (position, received ns, serialized ReportEdgesRequest)
 AppliedRow = tuple[str, int, int]  # (instance, sequence, seen ns)
 
 
@@ -115,27 +107,6 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-class JournalFile:
-    """The journal of acknowledged batches; one connection, callers serialise access."""
-
-    def __init__(self, path: Path, *, fsync: bool = False) -> None:
-        self._db = _connect(path, _JOURNAL_SCHEMA, fsync)
-
-    def after(self, through: int) -> Iterator[JournalRow]:
-        yield from self._db.execute("SELECT id, received, batch FROM journal WHERE id > ? ORDER BY id", (through,))
-
-    def append(self, rows: Sequence[JournalRow]) -> None:
-        with _transaction(self._db):
-            self._db.executemany("INSERT OR REPLACE INTO journal (id, received, batch) VALUES (?, ?, ?)", rows)
-
-    def drop_through(self, through: int) -> None:
-        with _transaction(self._db):
-            self._db.execute("DELETE FROM journal WHERE id <= ?", (through,))
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class EdgeFile:

@@ -281,7 +281,7 @@ class PgEdgeStore:
                 if pending:
                     conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
-                           new_edges=tuple(new_edges))
+                           new_edges=tuple(new_edges), newest_ns=max((p.last for p in pending.values()), default=0))
 
     @staticmethod
     def _batch_json(rows: Sequence[tuple[str, _Pending]], node: str) -> str:

@@ -509,6 +509,9 @@ def serve(
         if metrics_listen is not None:
             metrics = MapperMetrics()
             metrics.track_store_size(store.__len__)
+            if interceptor is not None:
+                auth_stats = interceptor.stats
+                metrics.track_auth_refusals(lambda: dict(auth_stats.refused))
             _, metrics_port, stop_metrics = metrics.serve(metrics_listen)
         service = _MapperService(store, max_streams, idle, observer=observer, max_watchers=max_watchers,
                                  metrics=metrics, stopping=stopping)

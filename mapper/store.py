@@ -52,10 +52,10 @@ from google.protobuf.message import DecodeError
 from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
 from mapper.edge_view import EdgeView, edge_views, report_header
 from mapper.filters import compile_filters, selects
+from mapper.journal import JournalFile, JournalRow
 from mapper.paging import decode_page_token
 from mapper.persistence import (
-    AppliedRow, Checkpoint, EdgeFile, GroupCommit, JournalFile, JournalRow, NumbersRow, extra_json,
-    services_from_extra,
+    AppliedRow, Checkpoint, EdgeFile, GroupCommit, NumbersRow, extra_json, services_from_extra,
 )
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers

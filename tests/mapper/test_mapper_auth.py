@@ -308,3 +308,31 @@ def test_a_revoked_token_stops_an_open_stream_at_its_next_batch(mapper: MapperSe
         next(stream)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     assert [summary(e) for e in mapper.store.list()] == [("web.shop", "db.shop", 8080)]
+
+
+def test_refused_calls_are_counted_in_the_metrics(tmp_path: Path, pki: Ca) -> None:
+    """What operators alert on (a forged or revoked credential hammering the port) is scraped, by code and method."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(TOKENS)
+    server = serve("127.0.0.1:0", tls=ReloadingTls(pki.dir / "server.crt", pki.dir / "server.key", client_ca=None),
+                   tokens=ReloadingTokens(tokens), metrics_listen="127.0.0.1:0")
+    try:
+        _, forged = stub(server, pki, "not-a-token-at-all-xx")
+        _, reader = stub(server, pki, READER)
+        for _ in range(3):
+            code_of(lambda: forged.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=10))
+        code_of(lambda: reader.ResetEdges(mapper_pb2.ResetEdgesRequest(), timeout=10))
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for fam in text_string_to_metric_families(text) for s in fam.samples}
+        assert samples[("netmapper_mapper_auth_refused_total",
+                        (("code", "UNAUTHENTICATED"), ("method", "/netmapper.v1.Mapper/ListEdges")))] == 3
+        assert samples[("netmapper_mapper_auth_refused_total",
+                        (("code", "PERMISSION_DENIED"), ("method", "/netmapper.v1.Mapper/ResetEdges")))] == 1
+    finally:
+        server.stop(grace=0)

@@ -174,3 +174,14 @@ def test_a_checkpoint_that_fails_part_way_leaves_the_file_as_it_was(tmp_path: Pa
     finally:
         file.close()
     assert _stored(db) == before
+
+
+def test_a_store_with_fsync_keeps_what_it_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "edges.db"
+    with EdgeStore(db, fsync=True) as store:
+        result = store.merge(_edges(), "n", batch=("sniffer-1", 1), raw=None)
+        assert store.wait_durable(result, timeout=10)
+        before = store.list()
+    with EdgeStore(db, fsync=True) as store:
+        assert store.list() == before
+        assert store.merge(_edges(), "n", batch=("sniffer-1", 1)).duplicate  # the batch identity survived too
