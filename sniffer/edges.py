@@ -86,13 +86,7 @@ class EdgeAccumulator:
             p.count += c.count
             p.first_seen = min(p.first_seen, c.first_seen)
             if c.last_seen >= p.last_seen:
-                p.last_seen = c.last_seen
-                # Usually equal: keeping the old objects lets the new ones die with the drain cycle,
-                # instead of scattering 20k long-lived objects per cycle over the heap (fragmentation).
-                if c.client != p.client:
-                    p.client = c.client
-                if c.server != p.server:
-                    p.server = c.server
+                p.last_seen, p.client, p.server = c.last_seen, c.client, c.server
             if c.server.dns_names:
                 if p.dns_names is None:
                     p.dns_names = set()
