@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
@@ -206,6 +207,16 @@ class Results:
 PRIO_LOOP, PRIO_PROBE, PRIO_SERVER = 10, 15, 20
 
 
+def terminate(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """SIGTERM (the sniffer flushes and detaches its probes), SIGKILL if it has not exited in `timeout` s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def pinned(cpu: int | None, cmd: list[str], prio: int = PRIO_LOOP) -> list[str]:
     return cmd if cpu is None else ["taskset", "-c", str(cpu), "chrt", "-r", str(prio), *cmd]
 
@@ -282,12 +293,7 @@ class ProbeProcess:
         return 0.0
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, timeout=20)
         self.log.close()
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from connect_throughput import terminate  # noqa: E402
 from sniffer_memory import ROOT, MemCgroup  # noqa: E402
 
 MIB = 1 << 20
@@ -82,12 +82,7 @@ def one_round(limit: int, cold: bool, settle: float, work: Path, n: int) -> Roun
         oom = dict(line.split() for line in (cg.path / "memory.oom_control").read_text().splitlines())
         return Round(round(ready_at - start, 2), anon / MIB, cache / MIB, cg.mib(peak=True), int(oom["oom_kill"]))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         log.close()
         cg.remove()
 

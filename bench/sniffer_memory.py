@@ -35,7 +35,6 @@ import argparse
 import ipaddress
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -50,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from connect_throughput import C_SOURCE, PORT  # noqa: E402
+from connect_throughput import C_SOURCE, PORT, terminate  # noqa: E402
 
 POD_BASE = 0x0A000000  # pods get 10.0.x.y, x = 1 + i / 250, y = 1 + i % 250 (the loop's address walk)
 MEMCG_V1 = Path("/sys/fs/cgroup/memory")
@@ -219,12 +218,7 @@ def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds
     finally:
         if loop is not None:
             loop.wait()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         log_file.close()
         cg.remove()
     tail = phase.samples[len(phase.samples) // 2:]
