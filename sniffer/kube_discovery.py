@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+import urllib3
+
+from sniffer.kube_http import KubeApiError
 
 RawObj = dict[str, Any]
 # (method, path) -> a response whose body is still unread
-Request = Callable[[str, str], client.rest.RESTResponse]
+Request = Callable[[str, str], urllib3.BaseHTTPResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +73,20 @@ class Discovery:
         self._lock = threading.Lock()
         self._served: dict[str, list[RawObj] | None] = {}  # groupVersion -> resources, None: not served
 
-    def _group_version(self, group_version: str) -> list[RawObj] | None:
-        """The resources a groupVersion serves, or None if it is not served (cached)."""
+    def resources(self, group_version: str, *, fresh: bool = False) -> list[RawObj] | None:
+        """The resources a groupVersion serves, or None if it is not served (cached unless `fresh`)."""
         with self._lock:
-            if group_version in self._served:
+            if not fresh and group_version in self._served:
                 return self._served[group_version]
         path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
         resp = self._request("GET", path)
-        body = resp.read()
         if resp.status == 404:
+            resp.read()
             found: list[RawObj] | None = None
         elif 200 <= resp.status < 300:
-            found = list(json.loads(body).get("resources") or [])
+            found = list(json.loads(resp.read()).get("resources") or [])
         else:
-            raise ApiException(http_resp=resp)
+            raise KubeApiError.from_response(resp)
         with self._lock:
             self._served[group_version] = found
         return found
@@ -98,7 +99,7 @@ class Discovery:
         """First version in `wanted.versions` that serves list+watch of the kind, else None."""
         for version in wanted.versions:
             gv = f"{wanted.group}/{version}" if wanted.group else version
-            for r in self._group_version(gv) or []:
+            for r in self.resources(gv) or []:
                 if r.get("name") == wanted.plural and {"list", "watch"} <= set(r.get("verbs") or []):
                     return ServedResource(kind=wanted.kind, group=wanted.group, version=version,
                                           plural=wanted.plural)

@@ -15,14 +15,13 @@ is stored:
 - Nodes lose `status.images` (often tens of KB each, never used).
 (kube_shape.py; kube_slices.py keeps the two pod streams from deleting each other's pods.)
 
-Owner kinds nobody watches (custom controllers) are fetched on demand with the
-dynamic client (kube_owners.py) by the stream thread that applied the object that needs them, after
+Owner kinds nobody watches (custom controllers) are fetched on demand, one GET each
+(kube_owners.py), by the stream thread that applied the object that needs them, after
 the apply: the index asks (missing_owners), the feed fetches outside the index's lock and hands
 the objects back (add_owners).
 """
 from __future__ import annotations
 
-import copy
 import logging
 import random
 import threading
@@ -32,15 +31,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+import urllib3
 
 from sniffer.cluster import ClusterIndex
 from sniffer.kube_discovery import Discovery, RawObj, ServedResource, WantedKind, wanted_kinds
+from sniffer.kube_http import ACCEPT_JSON, KubeHttp, KubeSettings, settings_from_kubeconfig, settings_in_cluster
 from sniffer.kube_owners import OwnerFetcher
 from sniffer.kube_records import node_of_record
 from sniffer.kube_shape import slim_node, slim_pod
 from sniffer.kube_slices import ScopedSlice, WholeKind
-from sniffer.kube_stream import ACCEPT_JSON, Stream, StreamStats
+from sniffer.kube_stream import Stream, StreamStats
 from sniffer.owners import MAX_OWNER_DEPTH
 
 log = logging.getLogger(__name__)
@@ -48,30 +48,17 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-def configuration_from_kubeconfig(path: Path, context: str | None = None) -> client.Configuration:
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(path), context=context, client_configuration=cfg,
-                            persist_config=False)
-    return cfg
-
-
-def configuration_in_cluster() -> client.Configuration:
-    """The pod's service account (token file re-read as kubelet rotates it)."""
-    cfg = client.Configuration()
-    config.load_incluster_config(client_configuration=cfg)
-    return cfg
-
-
 @dataclass
 class KubeFeed:
     """IdentityFeed over a live Kubernetes API (see module docstring).
 
-    Use `KubeFeed.from_kubeconfig(path)` or `KubeFeed.in_cluster()`, or pass a Configuration.
+    Use `KubeFeed.from_kubeconfig(path)` or `KubeFeed.in_cluster()`, or pass KubeSettings (kube_http.py;
+    both constructors raise its KubeConfigError, one line, when the settings cannot be built).
     `node_name` (the sniffer's node) splits pods into a full watch of this node and a slim watch of
     the rest; without it every pod is kept whole.
     """
 
-    configuration: client.Configuration
+    settings: KubeSettings
     node_name: str | None = None
     owners_metadata_only: bool = True
     page_size: int = 500
@@ -86,7 +73,7 @@ class KubeFeed:
     rng: random.Random = field(default_factory=random.Random)
     stopping: threading.Event = field(default_factory=threading.Event)
     _index: ClusterIndex | None = None
-    _api: client.ApiClient | None = None
+    _http: KubeHttp | None = None
     _streams: list[Stream] = field(default_factory=list)
     _discovery: Discovery | None = None
     _owners: OwnerFetcher | None = None
@@ -95,11 +82,11 @@ class KubeFeed:
 
     @classmethod
     def from_kubeconfig(cls, path: Path, *, context: str | None = None, **kw: Any) -> KubeFeed:
-        return cls(configuration=configuration_from_kubeconfig(path, context), **kw)
+        return cls(settings=settings_from_kubeconfig(path, context), **kw)
 
     @classmethod
     def in_cluster(cls, **kw: Any) -> KubeFeed:
-        return cls(configuration=configuration_in_cluster(), **kw)
+        return cls(settings=settings_in_cluster(), **kw)
 
     # ---- IdentityFeed -------------------------------------------------------------------------
 
@@ -115,13 +102,11 @@ class KubeFeed:
             raise RuntimeError("KubeFeed already started")
         self._index = index
         self._streams = self._make_streams(index)
-        cfg = copy.deepcopy(self.configuration)
-        # One long-lived connection per watch plus lists and owner lookups; the default pool
-        # (5 x CPUs) would otherwise discard and reopen connections.
-        cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, len(self._streams) + 4)
-        self._api = client.ApiClient(cfg)
+        # One long-lived connection per watch plus lists and owner lookups.
+        self._http = KubeHttp(self.settings, maxsize=len(self._streams) + 4)
         self._discovery = Discovery(self.request)
-        self._owners = OwnerFetcher(self._api, cache_ttl=self.owner_cache_ttl, timeout=self.owner_lookup_timeout,
+        self._owners = OwnerFetcher(self._get_owner, self._discovery, metadata_only=self.owners_metadata_only,
+                                    cache_ttl=self.owner_cache_ttl, timeout=self.owner_lookup_timeout,
                                     cache_max=self.owner_cache_max)
         self._started_at = time.monotonic()
         for s in self._streams:
@@ -145,10 +130,8 @@ class KubeFeed:
         for s in self._streams:
             if not s.join(5.0):
                 log.warning("%s: thread did not stop within 5s", s.name)
-        if self._api is not None:
-            self._api.close()
-        if self._owners is not None:
-            self._owners.close()
+        if self._http is not None:
+            self._http.close()
 
     def stats(self) -> dict[str, StreamStats]:
         """A copy of every stream's counters, by stream name."""
@@ -200,16 +183,19 @@ class KubeFeed:
     # ---- HTTP and discovery -------------------------------------------------------------------
 
     def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None, *,
-                accept: str = ACCEPT_JSON, read_timeout: float | None = None) -> client.rest.RESTResponse:
-        """A raw request through the client's auth and TLS; the body is left unread (streams)."""
-        api = self._api
-        if api is None:
+                accept: str = ACCEPT_JSON, read_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
+        """A request with the settings' auth and TLS; the body is left unread (streams)."""
+        http = self._http
+        if http is None:
             raise RuntimeError("KubeFeed.start() has not been called")
-        _, url, headers, _, _ = api.param_serialize(
-            method, path, query_params=params or [], header_params={"Accept": accept},
-            auth_settings=["BearerToken"])
-        return api.call_api(method, url, header_params=headers,
-                            _request_timeout=(self.request_timeout, read_timeout or self.request_timeout))
+        return http.request(method, path, params, accept=accept,
+                            timeout=(self.request_timeout, read_timeout or self.request_timeout))
+
+    def _get_owner(self, path: str, accept: str, timeout: float) -> urllib3.BaseHTTPResponse:
+        http = self._http
+        if http is None:
+            raise RuntimeError("KubeFeed.start() has not been called")
+        return http.request("GET", path, accept=accept, timeout=(timeout, timeout))
 
     def discover(self, wanted: WantedKind) -> ServedResource | None:
         """First version in `wanted.versions` that serves list+watch of the kind, else None."""

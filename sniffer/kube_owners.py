@@ -1,30 +1,27 @@
-"""Owner objects of kinds nobody watches (custom controllers), fetched on demand through the
-dynamic client, cached, and given up quietly on Forbidden or NotFound."""
+"""Owner objects of kinds nobody watches (custom controllers), fetched on demand by one GET each
+(the resource found through discovery), cached, and given up quietly on Forbidden or NotFound."""
 from __future__ import annotations
 
+import json
 import logging
-import shutil
-import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from urllib.parse import quote
 
 import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import (
-    DynamicApiError,
-    ForbiddenError,
-    NotFoundError,
-    ResourceNotFoundError,
-    ResourceNotUniqueError,
-)
 
-from sniffer.kube_discovery import RawObj
+from sniffer.kube_discovery import Discovery, RawObj
+from sniffer.kube_http import ACCEPT_JSON, ACCEPT_META, KubeApiError
 
 log = logging.getLogger(__name__)
+
+# (path, accept, timeout in seconds) -> a response whose body is still unread
+GetObject = Callable[[str, str, float], urllib3.BaseHTTPResponse]
+
+_QUIET: frozenset[int] = frozenset({403, 404})  # RBAC does not allow it, or it is gone: stop the walk here
+_TRANSIENT_TTL = 5.0  # seconds a failed lookup (server down, timeout) is remembered
 
 
 @dataclass
@@ -33,22 +30,26 @@ class _CachedOwner:
     expires: float
 
 
+class _NotServed(Exception):
+    """The groupVersion or the kind is not served by this API server."""
+
+
 class OwnerFetcher:
     """Reads single owner objects of any kind; misses and hits are cached for `cache_ttl` seconds."""
 
-    def __init__(self, api: client.ApiClient, *, cache_ttl: float = 300.0, timeout: float = 3.0,
-                 cache_max: int = 4096) -> None:
-        self._api = api
+    def __init__(self, get: GetObject, discovery: Discovery, *, metadata_only: bool = True,
+                 cache_ttl: float = 300.0, timeout: float = 3.0, cache_max: int = 4096) -> None:
+        self._get = get
+        self._discovery = discovery
+        self.metadata_only = metadata_only
         self.cache_ttl = cache_ttl
         self.timeout = timeout
         self.cache_max = cache_max
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str, str], _CachedOwner] = {}
-        self._dynamic: DynamicClient | None = None
-        self._dynamic_dir: Path | None = None
 
     def lookup(self, api_version: str, kind: str, namespace: str, name: str) -> RawObj | None:
-        """Fetch an owner object of any kind through the dynamic client.
+        """Fetch an owner object of any kind (metadata only when `metadata_only`).
 
         Returns None (and logs at debug) when it is Forbidden, NotFound or the kind is not served:
         the resolver then stops its owner walk at this reference, which still names the workload.
@@ -64,22 +65,17 @@ class OwnerFetcher:
         obj: RawObj | None = None
         ttl = self.cache_ttl
         try:
-            resource = self._dynamic_client().resources.get(api_version=api_version, kind=kind)
-            # Short timeout: a stream thread waits for it before its next event.
-            got = resource.get(name=name, namespace=namespace if resource.namespaced else None,
-                               _request_timeout=(self.timeout, self.timeout))
-            obj = got.to_dict()
-            if obj is not None:
-                obj.setdefault("kind", kind)
-                obj.setdefault("apiVersion", api_version)
-                (obj.get("metadata") or {}).pop("managedFields", None)
-        except (ForbiddenError, NotFoundError, ResourceNotFoundError, ResourceNotUniqueError) as e:
-            log.debug("owner %s %s %s/%s not readable: %s", api_version, kind, namespace, name,
-                      type(e).__name__)
-        except (DynamicApiError, ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+            obj = self._fetch(api_version, kind, namespace, name)
+        except _NotServed as e:
+            log.debug("owner %s %s %s/%s not readable: %s", api_version, kind, namespace, name, e)
+        except KubeApiError as e:
+            log.debug("owner lookup %s %s %s/%s failed: %s", api_version, kind, namespace, name, e)
+            if e.status not in _QUIET:
+                ttl = min(ttl, _TRANSIENT_TTL)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:
             # Transient (server down, timeout): do not remember the miss for long.
             log.debug("owner lookup %s %s %s/%s failed: %s", api_version, kind, namespace, name, e)
-            ttl = min(ttl, 5.0)
+            ttl = min(ttl, _TRANSIENT_TTL)
         with self._lock:
             if len(self._cache) >= self.cache_max:
                 # Dicts keep insertion order: drop the oldest entry.
@@ -87,17 +83,33 @@ class OwnerFetcher:
             self._cache[key] = _CachedOwner(obj=obj, expires=now + ttl)
         return obj
 
-    def _dynamic_client(self) -> DynamicClient:
-        with self._lock:
-            if self._dynamic is None:
-                # The dynamic client caches discovery in a file; keep it private to this feed
-                # instead of the shared default in /tmp.
-                self._dynamic_dir = Path(tempfile.mkdtemp(prefix="netmapper-discovery-"))
-                self._dynamic = DynamicClient(self._api, cache_file=str(self._dynamic_dir / "discovery.json"))
-            return self._dynamic
+    def _resource(self, api_version: str, kind: str) -> RawObj:
+        """The discovery entry of the kind (not a subresource); asks the server again once on a miss,
+        in case the kind was installed (a CRD) since discovery was cached."""
+        for fresh in (False, True):
+            for r in self._discovery.resources(api_version, fresh=fresh) or []:
+                if r.get("kind") == kind and "/" not in str(r.get("name") or "/"):
+                    return r
+        raise _NotServed(f"{kind} not served in {api_version}")
 
-    def close(self) -> None:
-        """Remove the dynamic client's discovery cache file."""
-        if self._dynamic_dir is not None:
-            shutil.rmtree(self._dynamic_dir, ignore_errors=True)
-            self._dynamic_dir = None
+    def _fetch(self, api_version: str, kind: str, namespace: str, name: str) -> RawObj:
+        resource = self._resource(api_version, kind)
+        base = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        plural = quote(str(resource["name"]), safe="")
+        if resource.get("namespaced"):
+            path = f"{base}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
+        else:
+            path = f"{base}/{plural}/{quote(name, safe='')}"
+        # Short timeout: a stream thread waits for it before its next event.
+        resp = self._get(path, ACCEPT_META if self.metadata_only else ACCEPT_JSON, self.timeout)
+        if not 200 <= resp.status < 300:
+            raise KubeApiError.from_response(resp)
+        obj = json.loads(resp.read())
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}: not a JSON object")
+        # A metadata-only answer says PartialObjectMetadata: name the real kind, as the watched owners do.
+        obj["kind"], obj["apiVersion"] = kind, api_version
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            meta.pop("managedFields", None)
+        return obj

@@ -18,23 +18,15 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol, TypedDict
 
 import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from sniffer.backoff import Backoff
 from sniffer.kube_discovery import RawObj, ServedResource, WantedKind
+from sniffer.kube_http import ACCEPT_JSON, ACCEPT_META, ACCEPT_META_LIST, KubeApiError
 from sniffer.kube_shape import kubectl_shape, object_resource_version
 from sniffer.kube_slices import IndexSink
 from sniffer.watch_lines import iter_watch_lines
 
 log = logging.getLogger(__name__)
-
-# Accept header values. Metadata-only lists/watches are served since Kubernetes 1.15; the plain JSON
-# fallback after the comma keeps us working (with bigger objects) against anything older.
-ACCEPT_JSON: Final = "application/json"
-ACCEPT_META_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-ACCEPT_META: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-
 
 class WatchEvent(TypedDict):
     """One line of a watch stream."""
@@ -86,7 +78,7 @@ class StreamHost(Protocol):
     def forget_discovery(self) -> None: ...
 
     def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None, *,
-                accept: str = ..., read_timeout: float | None = None) -> client.rest.RESTResponse: ...
+                accept: str = ..., read_timeout: float | None = None) -> urllib3.BaseHTTPResponse: ...
 
     def resolve_owners(self) -> None:
         """Fetch owners the index asked for (kinds nobody watches), outside the index's lock."""
@@ -186,24 +178,23 @@ class Stream:
                 self._resp = None
                 self._watching_since = 0.0
 
-    def _get(self, params: list[tuple[str, str]], *, accept: str, read_timeout: float) -> client.rest.RESTResponse:
+    def _get(self, params: list[tuple[str, str]], *, accept: str, read_timeout: float) -> urllib3.BaseHTTPResponse:
         assert self.served is not None
         if self.field_selector:
             params = [*params, ("fieldSelector", self.field_selector)]
         resp = self.feed.request("GET", self.served.collection_path, params, accept=accept,
                                  read_timeout=read_timeout)
-        self._resp = resp.response
+        self._resp = resp
         if self.feed.stopping.is_set():
             # stop() may have run interrupt() just before this response existed: nobody else will
             # unblock it, so do not start reading.
-            resp.response.close()
+            resp.close()
             raise _Stopped()
         if resp.status == 410:
             resp.read()
             raise _Gone()
         if not 200 <= resp.status < 300:
-            resp.read()  # the exception takes its message from the body
-            raise ApiException(http_resp=resp)
+            raise KubeApiError.from_response(resp)  # reads the body: the server's message
         return resp
 
     def _shape(self, obj: RawObj) -> RawObj:
@@ -260,13 +251,13 @@ class Stream:
         self.stats.watches += 1
         self._watching_since = time.monotonic()
         try:
-            for line in iter_watch_lines(resp.response):
+            for line in iter_watch_lines(resp):
                 event: WatchEvent = json.loads(line)
                 self._handle(event)
                 if feed.stopping.is_set():
                     return
         finally:
-            resp.response.release_conn()
+            resp.release_conn()
 
     def _handle(self, event: WatchEvent) -> None:
         etype, obj = event.get("type"), event.get("object") or {}
@@ -275,7 +266,7 @@ class Stream:
             code = obj.get("code")
             if code == 410:
                 raise _Gone()
-            raise ApiException(status=int(code or 0), reason=str(obj.get("message") or obj))
+            raise KubeApiError(int(code or 0), str(obj.get("message") or obj))
         if etype == "BOOKMARK":
             self.stats.bookmarks += 1
             self.resource_version = object_resource_version(obj) or self.resource_version

@@ -63,10 +63,14 @@ def _feed(args: argparse.Namespace) -> tuple[IdentityFeed, float]:
 
         return SnapshotFeed(args.snapshot, node=args.node), 0.0
     from sniffer.kube_feed import KubeFeed
+    from sniffer.kube_http import KubeConfigError
 
-    if args.kubeconfig is not None:
-        return KubeFeed.from_kubeconfig(args.kubeconfig, node_name=args.node), 2.0
-    return KubeFeed.in_cluster(node_name=args.node), 2.0
+    try:
+        if args.kubeconfig is not None:
+            return KubeFeed.from_kubeconfig(args.kubeconfig, node_name=args.node), 2.0
+        return KubeFeed.in_cluster(node_name=args.node), 2.0
+    except KubeConfigError as e:
+        raise CliError(str(e)) from e
 
 
 def _map_fill(probe: Any) -> tuple[int, int] | None:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from kubernetes import client
 
+from sniffer.kube_http import KubeSettings
+
 log = logging.getLogger(__name__)
 
 DEFAULT_APISERVER_BINARY = Path("/var/cache/netmapper/kube-apiserver")
@@ -258,15 +260,17 @@ class ApiServerCluster:
 
     # ---- clients -----------------------------------------------------------------------------
 
-    def configuration(self, token: str = ADMIN_TOKEN) -> client.Configuration:
+    def configuration(self, token: str = ADMIN_TOKEN) -> KubeSettings:
+        """The sniffer's connection settings for this server."""
+        return KubeSettings(server=self.host, ca_file=str(self.ca_file), token=token)
+
+    def api_client(self, token: str = ADMIN_TOKEN) -> client.ApiClient:
+        """A `kubernetes` client (the tests' own tool for creating objects; the sniffer has none)."""
         cfg = client.Configuration()
         cfg.host = self.host
         cfg.ssl_ca_cert = str(self.ca_file)
         cfg.api_key = {"authorization": f"Bearer {token}"}
-        return cfg
-
-    def api_client(self, token: str = ADMIN_TOKEN) -> client.ApiClient:
-        return client.ApiClient(self.configuration(token))
+        return client.ApiClient(cfg)
 
     def _etcd_post(self, path: str, body: dict[str, object]) -> dict[str, object]:
         req = urllib.request.Request(f"{self.etcd_url}{path}", data=json.dumps(body).encode(),

@@ -18,6 +18,8 @@ import pytest
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
+from sniffer.kube_http import KubeSettings
+
 from .cluster import ApiServerCluster, ClusterStartError
 from .kube_objects import Kube
 
@@ -43,8 +45,8 @@ def apiserver(unavailable: Callable[[str, str], NoReturn]) -> Iterator[ApiServer
 
 
 @pytest.fixture(scope="session")
-def kube_config(apiserver: ApiServerCluster) -> client.Configuration:
-    """kubernetes client configuration with the admin token."""
+def kube_config(apiserver: ApiServerCluster) -> KubeSettings:
+    """The sniffer's connection settings with the admin token."""
     return apiserver.configuration()
 
 

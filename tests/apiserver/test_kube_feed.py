@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from sniffer.cluster import ClusterIndex, PodInfo
 from sniffer.feed import IdentityFeed
 from netmapper_api.endpoints import ServiceRef, Workload
 from sniffer.backoff import Backoff
 from sniffer.kube_feed import KubeFeed
+from sniffer.kube_http import KubeSettings
 from sniffer.kube_records import EndpointSliceRecord, OwnerRecord, PodRecord
 from sniffer.kube_shape import slim_pod
 from sniffer.watch_lines import iter_watch_lines
@@ -288,7 +288,7 @@ def test_410_gone_relists_and_drops_what_was_deleted_meanwhile(
 def test_forbidden_user_syncs_empty_and_lookup_stops(
         apiserver: ApiServerCluster, kube: Kube) -> None:
     kube.pod("secret", ip=kube.next_ip())
-    feed = KubeFeed(configuration=apiserver.configuration(token=NOBODY_TOKEN), node_name=NODE,
+    feed = KubeFeed(settings=apiserver.configuration(token=NOBODY_TOKEN), node_name=NODE,
                     backoff_initial=0.1, backoff_max=0.2)
     index = ClusterIndex()
     feed.start(index)
@@ -303,9 +303,9 @@ def test_forbidden_user_syncs_empty_and_lookup_stops(
         feed.stop()
 
 
-# ---- owner kinds nobody watches (dynamic client) -----------------------------------------------
+# ---- owner kinds nobody watches (one GET each) -----------------------------------------------
 
-def test_unknown_owner_kind_resolved_through_dynamic_client(
+def test_unknown_owner_kind_resolved_by_lookup(
         kube: Kube, start_feed: Callable[..., tuple[KubeFeed, ClusterIndex]]) -> None:
     ns = kube.namespace
     sts = kube.owner("apps/v1", "StatefulSet", "cache", spec={**template_spec("cache"), "serviceName": "cache"})
@@ -374,5 +374,5 @@ def test_watch_lines_are_reassembled_across_chunks() -> None:
 
 def test_kube_feed_is_an_identity_feed() -> None:
     # Checked by mypy: the resolver takes either feed through the one Protocol.
-    feed: IdentityFeed = KubeFeed(configuration=client.Configuration(), node_name=NODE)
+    feed: IdentityFeed = KubeFeed(settings=KubeSettings(server="https://127.0.0.1:1"), node_name=NODE)
     assert not feed.wait_synced(0)  # not started: never "synced"
