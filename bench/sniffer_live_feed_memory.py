@@ -1,7 +1,8 @@
 """Benchmark: what the live Kubernetes feed adds to the sniffer's memory, next to bench/sniffer_memory.py.
 
 bench/sniffer_memory.py feeds the sniffer a snapshot file; a deployed sniffer watches the API server
-(`KubeFeed`, the kubernetes client and everything it imports). Both are run here idle, alternating, one
+(`KubeFeed` on its own urllib3 transport, sniffer/kube_http.py: the kubernetes package is not loaded; with
+--kubeconfig PyYAML is, to parse it, which in cluster is not). Both are run here idle, alternating, one
 fresh `netmapper sniffer run` each, against a real (empty) etcd + kube-apiserver (tests/apiserver) and a
 real `netmapper mapper serve`:
 

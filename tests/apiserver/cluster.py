@@ -119,6 +119,15 @@ class ApiServerCluster:
         return self.workdir / "pki" / "serving.crt"
 
     @property
+    def client_cert(self) -> Path:
+        """PEM certificate of a system:masters user (authenticates without a token)."""
+        return self.workdir / "pki" / "client.crt"
+
+    @property
+    def client_key(self) -> Path:
+        return self.workdir / "pki" / "client.key"
+
+    @property
     def kubeconfig_path(self) -> Path:
         return self.workdir / "kubeconfig"
 
@@ -178,6 +187,14 @@ class ApiServerCluster:
         # 1.20 requires a service-account signing key and issuer even though we mint no SA tokens.
         _run(["openssl", "genrsa", "-out", str(pki / "sa.key"), "2048"])
         _run(["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")])
+        # A client certificate in system:masters, for clients that authenticate by certificate.
+        _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+              "-subj", "/CN=netmapper-test-client-ca", "-keyout", str(pki / "client-ca.key"),
+              "-out", str(pki / "client-ca.crt")])
+        _run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=system:masters/CN=netmapper-cert-admin",
+              "-keyout", str(self.client_key), "-out", str(pki / "client.csr")])
+        _run(["openssl", "x509", "-req", "-in", str(pki / "client.csr"), "-CA", str(pki / "client-ca.crt"),
+              "-CAkey", str(pki / "client-ca.key"), "-CAcreateserial", "-days", "2", "-out", str(self.client_cert)])
         (pki / "tokens.csv").write_text(
             f'{ADMIN_TOKEN},netmapper-admin,uid-admin,"system:masters"\n'
             f"{NOBODY_TOKEN},netmapper-nobody,uid-nobody\n"
@@ -211,7 +228,7 @@ class ApiServerCluster:
             "--insecure-port=0",  # 1.20 still opens :8080 by default; parallel runs would collide
             f"--tls-cert-file={pki / 'serving.crt'}", f"--tls-private-key-file={pki / 'serving.key'}",
             f"--cert-dir={pki}",
-            f"--token-auth-file={pki / 'tokens.csv'}",
+            f"--token-auth-file={pki / 'tokens.csv'}", f"--client-ca-file={pki / 'client-ca.crt'}",
             "--authorization-mode=RBAC",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",

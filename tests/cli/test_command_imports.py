@@ -1,10 +1,12 @@
 """The sniffer process carries only what it runs: the other commands' libraries stay out of its memory.
 
 Counted by modules, not bytes: the mapper, the shadow diff, Graphviz, ruamel.yaml, PyYAML (parsed in a child) and prometheus_client
-(without --metrics-listen) cost ~6 MiB RSS in each sniffer (bench/sniffer_memory.py)."""
+(without --metrics-listen) cost ~6 MiB RSS in each sniffer (bench/sniffer_memory.py); the kubernetes package
+~20 MiB more (bench/sniffer_live_feed_memory.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Modules of the commands (and libraries) a sniffer never uses.
 FOREIGN = ("mapper", "netmapper.shadow", "netmapper.intents", "netmapper.graph", "graphviz", "ruamel",
-           "prometheus_client", "sniffer.metrics", "psycopg", "yaml")
+           "prometheus_client", "sniffer.metrics", "psycopg", "yaml", "kubernetes")
 
 
 def modules_after(argv: list[str]) -> tuple[int, list[str]]:
@@ -45,6 +47,31 @@ def test_sniffer_run_imports_no_other_command(tmp_path: Path) -> None:
     assert status == 1
     assert "netmapper.cli.sniffer_run" in modules and "sniffer.snapshot_feed" in modules
     assert foreign(modules) == []
+
+
+def test_live_feed_imports_no_kubernetes_package(tmp_path: Path) -> None:
+    # The kubernetes package costs ~20 MiB RSS (bench/sniffer_live_feed_memory.py): the sniffer has its own
+    # transport (sniffer/kube_http.py). A kubeconfig whose user runs a plugin is refused with one line.
+    config = tmp_path / "config"
+    config.write_text(json.dumps({
+        "current-context": "x", "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"exec": {"command": "aws"}}}]}))
+    argv = ["sniffer", "run", "--mapper", "127.0.0.1:1", "--kubeconfig", str(config)]
+    status, modules = modules_after(argv)
+    assert status == 1 and "sniffer.kube_feed" in modules
+    assert [m for m in modules if m == "kubernetes" or m.startswith("kubernetes.")] == []
+    res = subprocess.run([sys.executable, "-m", "netmapper.cli.main", *argv], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1 and "'exec'" in res.stderr, res.stderr
+
+
+def test_sniffer_outside_a_pod_without_kubeconfig_says_so() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE_")}
+    res = subprocess.run([sys.executable, "-m", "netmapper.cli.main", "sniffer", "run", "--mapper", "127.0.0.1:1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "KUBERNETES_SERVICE_HOST" in res.stderr and "--kubeconfig" in res.stderr
 
 
 def test_help_still_lists_every_command() -> None:
