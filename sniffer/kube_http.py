@@ -189,8 +189,12 @@ class KubeHttp:
     def __init__(self, settings: KubeSettings, *, maxsize: int) -> None:
         self.settings = settings
         insecure = settings.insecure_skip_tls_verify
+        try:
+            ctx = settings.ssl_context()
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            raise KubeConfigError(f"TLS files for {settings.server} unusable: {e}") from e
         self._pool = urllib3.PoolManager(
-            num_pools=2, maxsize=maxsize, ssl_context=settings.ssl_context(),
+            num_pools=2, maxsize=maxsize, ssl_context=ctx,
             cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", assert_hostname=False if insecure else None)
 
     def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None, *,

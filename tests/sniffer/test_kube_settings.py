@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sniffer.kube_http import KubeConfigError, KubeSettings, settings_from_kubeconfig, settings_in_cluster
+from sniffer.kube_http import KubeConfigError, KubeHttp, KubeSettings, settings_from_kubeconfig, settings_in_cluster
 
 
 def write(path: Path, users: dict[str, dict[str, Any]], *, current: str = "a",
@@ -97,3 +97,11 @@ def test_in_cluster_from_the_service_account(tmp_path: Path) -> None:
     (tmp_path / "token").unlink()
     with pytest.raises(KubeConfigError, match="token is missing"):
         settings_in_cluster(env, tmp_path)
+
+
+def test_unusable_tls_files_are_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_text("not a certificate")
+    with pytest.raises(KubeConfigError, match="TLS files for https://api:6443 unusable"):
+        KubeHttp(KubeSettings(server="https://api:6443", ca_file=str(tmp_path / "ca.crt")), maxsize=2)
+    with pytest.raises(KubeConfigError, match="unusable"):
+        KubeHttp(KubeSettings(server="https://api:6443", client_cert_data=b"junk", client_key_data=b"junk"), maxsize=2)
