@@ -93,7 +93,7 @@ def _json_default(value: Any) -> str:
 def shaped_for_node(objs: list[Mapping[str, Any]], node: str) -> list[Mapping[str, Any]]:
     """What the live feed would keep: pods of other nodes slimmed, owners (ReplicaSets, Deployments,
     ...) metadata only, everything else as it is."""
-    from sniffer.kube_shape import node_of, slim_pod  # only the child needs it (and its kubernetes import)
+    from sniffer.kube_shape import node_of, slim_pod  # only the child needs it
     from sniffer.owners import OWNER_KINDS
 
     out: list[Mapping[str, Any]] = []
