@@ -23,7 +23,7 @@ from netmapper.demo.run import free_port
 from netmapper.intents.crd import BUNDLED_CRD
 from netmapper.shadow.load import load_cluster
 from netmapper_api.limits import client_channel_options
-from netmapper_api.v1 import mapper_pb2, mapper_pb2_grpc
+from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
 from .cluster import ApiServerCluster
 from .kube_objects import Kube, eventually
@@ -66,6 +66,19 @@ def _create(kube: Kube, version: str, name: str, spec: dict[str, Any]) -> bool:
         raise
 
 
+
+def _report_once_up(addr: str, mapper: subprocess.Popen[bytes], edges: list[edge_pb2.Edge]) -> None:
+    """Report `edges` as node n1 once the mapper process answers: up to 300 tries 0.1 s apart."""
+    for attempt in range(300):
+        try:
+            with grpc.insecure_channel(addr, options=client_channel_options()) as ch:
+                list(mapper_pb2_grpc.MapperStub(ch).ReportEdges(
+                    iter([mapper_pb2.ReportEdgesRequest(node="n1", sequence=1, edges=edges)]), timeout=10))
+            return
+        except grpc.RpcError:
+            assert attempt < 299 and mapper.poll() is None, "mapper did not start"
+            time.sleep(0.1)
+
 def test_diff_reads_the_clusters_intents(crd: None, kube: Kube, apiserver: ApiServerCluster,
                                                             tmp_path: Path) -> None:
     ns = kube.namespace
@@ -93,16 +106,7 @@ def test_diff_reads_the_clusters_intents(crd: None, kube: Kube, apiserver: ApiSe
             edge(workload("mailer", ns), internet("203.0.113.9", "smtp.eu.mail.example"), 587),
             edge(workload("cart", ns), workload("db", ns, "StatefulSet"), 5432),
         ]
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with grpc.insecure_channel(addr, options=client_channel_options()) as ch:
-                    list(mapper_pb2_grpc.MapperStub(ch).ReportEdges(
-                        iter([mapper_pb2.ReportEdgesRequest(node="n1", sequence=1, edges=edges)]), timeout=10))
-                break
-            except grpc.RpcError:
-                assert time.monotonic() < deadline and mapper.poll() is None, "mapper did not start"
-                time.sleep(0.1)
+        _report_once_up(addr, mapper, edges)
         run = subprocess.run([sys.executable, "-m", "netmapper.cli.main", "diff", "--mapper", addr,
                               "--from-cluster", "--kubeconfig", str(apiserver.kubeconfig_path), "--format", "json"],
                              capture_output=True, text=True, timeout=60)
@@ -130,16 +134,7 @@ def test_mapper_signals_calls_the_clusters_intents_do_not_cover(crd: None, kube:
         try:
             edges = [edge(workload("frontend", ns), workload("cart", ns), 8080),
                      edge(workload("frontend", ns), workload("payments", ns), 8443)]
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with grpc.insecure_channel(addr, options=client_channel_options()) as ch:
-                        list(mapper_pb2_grpc.MapperStub(ch).ReportEdges(
-                            iter([mapper_pb2.ReportEdgesRequest(node="n1", sequence=1, edges=edges)]), timeout=10))
-                    break
-                except grpc.RpcError:
-                    assert time.monotonic() < deadline and mapper.poll() is None, "mapper did not start"
-                    time.sleep(0.1)
+            _report_once_up(addr, mapper, edges)
             eventually(lambda: hook.delivered, timeout=30)
         finally:
             mapper.terminate()
