@@ -26,12 +26,17 @@ whose resident part varies by several MiB with what the page cache holds, and th
 4 MiB data area is mapped twice and so counted twice in RSS, once in the cgroup). --smaps DIR keeps, per phase and
 round, /proc/PID/smaps of the sniffer taken at the end of the phase (where the RSS is, mapping by mapping).
 
+Live feed (--feed live): the loaded and traffic phases watch a real etcd + kube-apiserver (tests/apiserver)
+holding the same objects (created through the API, pods' IPs set through their status, owners by the uids
+the server gave), as a deployed sniffer does; the idle phase stays an empty snapshot.
+
 Needs root and gcc.   .venv/bin/python bench/sniffer_memory.py [--pods 10000] [--seconds 20] [--pods-per-workload 1]
-                      [--rounds 3] [--phases idle,loaded,traffic] [--smaps DIR]
+                      [--rounds 3] [--phases idle,loaded,traffic] [--smaps DIR] [--feed snapshot|live]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -47,9 +52,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.apiserver for --feed live
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from connect_throughput import C_SOURCE, PORT, terminate  # noqa: E402
+from tests.apiserver.cluster import ApiServerCluster  # noqa: E402
 
 POD_BASE = 0x0A000000  # pods get 10.0.x.y, x = 1 + i / 250, y = 1 + i % 250 (the loop's address walk)
 MEMCG_V1 = Path("/sys/fs/cgroup/memory")
@@ -102,6 +109,51 @@ def snapshot(pods: int, per_deploy: int = 1) -> dict[str, Any]:
             })
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
+
+
+def load_into_apiserver(apiserver: Any, items: list[dict[str, Any]], workers: int = 8) -> None:
+    """The snapshot's objects created in a real API server (no controllers run there): each workload's
+    Deployment, then its ReplicaSet and pods owned by the uids the server gave, pods' IPs set through the
+    status subresource, as a kubelet would. Parallel over workloads; a few minutes for 10k pods here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client  # the bench's tool, never the sniffer's
+
+    api = apiserver.api_client()
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    for ns in sorted({o["metadata"]["namespace"] for o in items}):
+        core.create_namespace({"metadata": {"name": ns}})
+    by_app: dict[str, list[dict[str, Any]]] = {}
+    for o in items:
+        app = o["metadata"].get("labels", {}).get("app") or o["metadata"]["name"]
+        by_app.setdefault(app, []).append(o)
+
+    def template(labels: dict[str, str], app: str) -> dict[str, Any]:
+        return {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": f"x/{app}:1"}]}}
+
+    def one(objs: list[dict[str, Any]]) -> None:
+        kinds = {o["kind"]: o for o in objs}
+        dep, rs = kinds["Deployment"], kinds["ReplicaSet"]
+        ns, app = dep["metadata"]["namespace"], dep["metadata"]["name"]
+        labels = rs["metadata"]["labels"]
+        d = apps.create_namespaced_deployment(ns, {"metadata": {"name": app, "labels": {"app": app}}, "spec": {
+            "replicas": dep["spec"]["replicas"], "selector": {"matchLabels": {"app": app}},
+            "template": template({"app": app}, app)}})
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": d.metadata.uid, "controller": True}
+        r = apps.create_namespaced_replica_set(ns, {"metadata": {"name": rs["metadata"]["name"], "labels": labels,
+                                                                  "ownerReferences": [owner]}, "spec": {
+            "replicas": dep["spec"]["replicas"], "selector": {"matchLabels": labels}, "template": template(labels, app)}})
+        core.create_namespaced_service(ns, {"metadata": {"name": app}, "spec": {
+            "selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+        rs_owner = {**owner, "kind": "ReplicaSet", "name": r.metadata.name, "uid": r.metadata.uid}
+        for pod in (o for o in objs if o["kind"] == "Pod"):
+            name = pod["metadata"]["name"]
+            core.create_namespaced_pod(ns, {"metadata": {"name": name, "labels": labels, "ownerReferences": [rs_owner]},
+                                            "spec": pod["spec"]})
+            core.patch_namespaced_pod_status(name, ns, {"status": pod["status"]})
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, by_app.values()))
 
 @dataclass
 class Phase:
@@ -185,13 +237,13 @@ def start_mapper(log_file: Any) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("mapper did not start")
 
 
-def run_phase(name: str, pods: int, snap: Path, mapper: str, work: Path, seconds: float,
+def run_phase(name: str, pods: int, feed: list[str], mapper: str, work: Path, seconds: float,
               traffic: list[str] | None, smaps: Path | None = None) -> Phase:
     phase = Phase(name, pods)
     cg = MemCgroup(f"nmbench-{os.getpid()}-{name}")
     ready = work / f"ready-{name}"
     log_file = (work / f"sniffer-{name}.log").open("ab")
-    cmd = [sys.executable, "-m", "netmapper.cli.main", "-v", "sniffer", "run", "--mapper", mapper, "--snapshot", str(snap),
+    cmd = [sys.executable, "-m", "netmapper.cli.main", "-v", "sniffer", "run", "--mapper", mapper, *feed,
            "--node", "bench", "--ready-file", str(ready), "--cluster-cidr", "10.0.0.0/8"]
     proc = subprocess.Popen(cg.wrap(cmd), cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     loop = None
@@ -283,6 +335,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1, help="run the phases this many times (median and spread)")
     p.add_argument("--phases", default="idle,loaded,traffic", help="comma-separated subset of idle,loaded,traffic")
     p.add_argument("--smaps", type=Path, metavar="DIR", help="keep the sniffer's /proc/PID/smaps of each phase here")
+    p.add_argument("--feed", choices=("snapshot", "live"), default="snapshot",
+                   help="live: the loaded and traffic phases watch a real kube-apiserver (tests/apiserver) holding "
+                        "the same objects, as a deployed sniffer does (needs `make apiserver`)")
     p.add_argument("--remedies", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", metavar="PATH", help='write results as JSON ("-" for stdout)')
     args = p.parse_args()
@@ -305,6 +360,7 @@ def main() -> int:
         subprocess.run(["ip", "netns", "add", netns], check=True)
         server = mapper = None
         mapper_log = (work / "mapper.log").open("ab")
+        stack = contextlib.ExitStack()
         try:
             ns = ["ip", "netns", "exec", netns]
             subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
@@ -314,8 +370,14 @@ def main() -> int:
             assert server.stdout is not None
             server.stdout.readline()
             mapper, addr = start_mapper(mapper_log)
+            full_feed = ["--snapshot", str(full)]
+            if args.feed == "live":
+                apiserver = stack.enter_context(ApiServerCluster(workdir=work / "apiserver"))
+                load_into_apiserver(apiserver, snapshot(args.pods, args.pods_per_workload)["items"])
+                full_feed = ["--kubeconfig", str(apiserver.kubeconfig_path)]
             traffic = [*ns, str(work / "loop"), "connect", str(PORT), str(args.seconds), str(args.pods), hex(POD_BASE)]
-            plan = [("idle", empty, 0, None), ("loaded", full, args.pods, None), ("traffic", full, args.pods, traffic)]
+            plan = [("idle", ["--snapshot", str(empty)], 0, None), ("loaded", full_feed, args.pods, None),
+                    ("traffic", full_feed, args.pods, traffic)]
             for rnd in range(1, args.rounds + 1):
                 for name, snap, pods, loop in plan:
                     if name not in wanted:
@@ -336,6 +398,7 @@ def main() -> int:
                     proc.kill()
                     proc.wait()
             mapper_log.close()
+            stack.close()
             subprocess.run(["ip", "netns", "del", netns], check=False)
 
     print(f"{'phase':10}{'pods':>7}{'RSS median':>12}{'spread':>15}{'anon':>7}{'spread':>13}{'file':>7}{'RSS max':>9}"
