@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class IndexSink(Protocol):
-    def replace(self, items: Sequence[RawObj], at: float) -> None:
-        """A complete list: what is missing from it is deleted at `at`."""
+    def replace(self, records: Sequence[Record], at: float) -> None:
+        """A complete list, as records: what is missing from it is deleted at `at`."""
 
     def apply(self, event_type: str, obj: RawObj, at: float) -> None:
         """One watch event (ADDED, MODIFIED, DELETED)."""
@@ -38,8 +38,8 @@ class WholeKind:
     index: ClusterIndex
     kind: str
 
-    def replace(self, items: Sequence[RawObj], at: float) -> None:
-        self.index.replace(self.kind, items, at)
+    def replace(self, records: Sequence[Record], at: float) -> None:
+        self.index.replace(self.kind, records, at)
 
     def apply(self, event_type: str, obj: RawObj, at: float) -> None:
         self.index.apply(event_type, obj, at)
@@ -56,16 +56,16 @@ class ScopedSlice:
     lock: threading.Lock
     _owned: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) this slice put in
 
-    def replace(self, items: Sequence[RawObj], at: float) -> None:
-        fresh = {namespaced_name(o) for o in items}
+    def replace(self, records: Sequence[Record], at: float) -> None:
+        fresh = {(r.namespace, r.name) for r in records}
         index = self.index
         with self.lock:
             for ns, name in self._owned - fresh:
                 stored = index.object(self.kind, ns, name)
                 if stored is not None and self.scope(stored):
                     index.delete((self.kind, ns, name), at)
-            for o in items:
-                index.apply("MODIFIED" if namespaced_name(o) in self._owned else "ADDED", o, at)
+            for r in records:
+                index.put(r, at)
             self._owned = fresh
 
     def apply(self, event_type: str, obj: RawObj, at: float) -> None:

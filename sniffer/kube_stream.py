@@ -22,6 +22,7 @@ import urllib3
 from sniffer.backoff import Backoff
 from sniffer.kube_discovery import RawObj, ServedResource, WantedKind
 from sniffer.kube_http import ACCEPT_JSON, ACCEPT_META, ACCEPT_META_LIST, KubeApiError
+from sniffer.kube_records import Record, record_of
 from sniffer.kube_shape import kubectl_shape, object_resource_version
 from sniffer.kube_slices import IndexSink
 from sniffer.watch_lines import iter_watch_lines
@@ -207,7 +208,7 @@ class Stream:
         feed = self.feed
         accept = ACCEPT_META_LIST if self.wanted.metadata_only else ACCEPT_JSON
         t0 = time.monotonic()
-        items: list[RawObj] = []
+        items: list[Record] = []
         cont = ""
         while True:
             params = [("limit", str(feed.page_size))]
@@ -223,9 +224,13 @@ class Stream:
                 items, cont = [], ""
                 continue
             page = json.loads(resp.read())
-            # Shape page by page so a 10k-pod list never holds every full pod at once.
-            items.extend(self._shape(o) for o in page.get("items") or [])
+            # Records page by page: a 10k-pod list never holds every pod's JSON at once (see ClusterIndex.replace).
+            for o in page.get("items") or []:
+                rec = record_of(self._shape(o))
+                if rec is not None:
+                    items.append(rec)
             meta = page.get("metadata") or {}
+            del page
             cont = meta.get("continue") or ""
             if not cont:
                 self.resource_version = str(meta.get("resourceVersion") or "")
