@@ -139,7 +139,7 @@ class ClusterIndex:
 
         Records, not API objects: the live feed builds them page by page while it lists, so the JSON of
         a page is freed before the next is parsed (holding every object of a 10k-pod list until here left
-        Python's small-object arenas two-thirds empty: ~40 MiB, bench/sniffer_memory.py --feed live)."""
+        Python's small-object arenas two-thirds empty: ~60 MiB at 10k pods, bench/sniffer_memory.py --feed live)."""
         with self._lock:
             fresh: set[ObjKey] = set()
             for rec in records:
