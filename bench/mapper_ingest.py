@@ -41,6 +41,7 @@ from netmapper.intents.yaml_writer import render_yaml  # noqa: E402
 from mapper.auth import ReloadingTls, ReloadingTokens  # noqa: E402
 from mapper.server import serve  # noqa: E402
 from netmapper_api.channel import ClientCredentials, open_channel  # noqa: E402
+from netmapper_api.columns import to_columns  # noqa: E402
 from netmapper_api.limits import client_channel_options  # noqa: E402
 from mapper.store import EdgeStore  # noqa: E402
 from netmapper_api.v1 import edge_pb2, mapper_pb2  # noqa: E402
@@ -75,8 +76,10 @@ def make_edge(i: int, stream: int) -> edge_pb2.Edge:
     return e
 
 
-def stream_batches(stream: int, streams: int, edges: int, replicas: int, batch: int) -> list[bytes]:
-    """Serialized ReportEdgesRequests (without sequence) of one stream (= one node).
+def stream_batches(stream: int, streams: int, edges: int, replicas: int, batch: int,
+                   form: str = "columns") -> list[bytes]:
+    """Serialized ReportEdgesRequests (without sequence) of one stream (= one node), the edges in
+    `form`: "columns" (EdgeColumns, what the sniffer sends a mapper that reads them) or "edges".
 
     Every distinct edge is reported by `replicas` nodes, each naming its own pod of the client, as
     when a Deployment has replicas on several nodes: one key arrives with alternating endpoints.
@@ -85,7 +88,12 @@ def stream_batches(stream: int, streams: int, edges: int, replicas: int, batch: 
     out = []
     for start in range(0, len(mine), batch):
         chunk = [make_edge(i, stream) for i in mine[start:start + batch]]
-        out.append(mapper_pb2.ReportEdgesRequest(node=f"node-{stream}", edges=chunk).SerializeToString())
+        req = mapper_pb2.ReportEdgesRequest(node=f"node-{stream}")
+        if form == "columns":
+            req.columns.CopyFrom(to_columns(chunk))
+        else:
+            req.edges.extend(chunk)
+        out.append(req.SerializeToString())
     return out
 
 
@@ -267,6 +275,8 @@ def main() -> None:
     ap.add_argument("--edges", type=int, default=100_000, help="distinct edges in total")
     ap.add_argument("--rounds", type=int, default=10, help="steady-state re-reports of every edge")
     ap.add_argument("--replicas", type=int, default=2, help="nodes reporting each edge (with their own pod)")
+    ap.add_argument("--form", choices=("columns", "edges"), default="columns",
+                    help="how batches carry their edges: EdgeColumns (as the sniffer sends) or Edge messages")
     ap.add_argument("--db", action="store_true", help="give the mapper a sqlite file (durable acknowledgements)")
     ap.add_argument("--tls", action="store_true", help="TLS and a bearer token on every stream")
     ap.add_argument("--compare", type=int, default=0, metavar="N",
@@ -282,11 +292,12 @@ def main() -> None:
 
     print(f"building {args.edges} distinct edges, each reported by {args.replicas} of {args.streams} streams, "
           f"batches of {args.batch} ...")
-    batches = [stream_batches(n, args.streams, args.edges, args.replicas, args.batch) for n in range(args.streams)]
+    batches = [stream_batches(n, args.streams, args.edges, args.replicas, args.batch, args.form)
+               for n in range(args.streams)]
     total_distinct = args.edges
     observations = total_distinct * args.replicas
     bytes_per_edge = sum(len(b) for bs in batches for b in bs) / observations
-    print(f"{bytes_per_edge:.0f} bytes per edge on the wire")
+    print(f"{bytes_per_edge:.0f} bytes per edge on the wire ({args.form})")
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.compare:

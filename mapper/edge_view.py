@@ -43,8 +43,24 @@ class EdgeView(Protocol):
     def SerializeToString(self) -> bytes: ...  # noqa: N802 - protobuf's name
 
 
+class ColumnsView(Protocol):
+    """mapper.proto EdgeColumns, each key as its serialized bytes (a dict key as it comes)."""
+
+    keys: Sequence[bytes]
+    first_seen_ns: Sequence[int]
+    last_seen_ns: Sequence[int]
+    counts: Sequence[int]
+
+
 class _ReportView(Protocol):
     edges: Sequence[EdgeView]
+    columns: ColumnsView
+
+    def HasField(self, name: str) -> bool: ...  # noqa: N802 - protobuf's name
+
+
+class _EdgeViewClass(Protocol):
+    def FromString(self, raw: bytes) -> EdgeView: ...  # noqa: N802 - protobuf's name
 
 
 class _ReportViewClass(Protocol):
@@ -64,7 +80,7 @@ class _ReportHeaderClass(Protocol):
     def FromString(self, raw: bytes) -> ReportHeader: ...  # noqa: N802 - protobuf's name
 
 
-def _build() -> tuple[_ReportViewClass, _ReportHeaderClass]:
+def _build() -> tuple[_ReportViewClass, _ReportHeaderClass, _EdgeViewClass]:
     fd = descriptor_pb2.FileDescriptorProto(name=f"{_PACKAGE}.proto", package=_PACKAGE, syntax="proto3")
     field = descriptor_pb2.FieldDescriptorProto
 
@@ -87,8 +103,14 @@ def _build() -> tuple[_ReportViewClass, _ReportHeaderClass]:
     add(edge, "last_seen", 6, field.TYPE_MESSAGE, "TimeView")
     add(edge, "count", 7, field.TYPE_UINT64)
     # Other Edge fields (reporting_nodes) and other request fields are unknown fields here: skipped.
+    columns = fd.message_type.add(name="ColumnsView")  # EdgeColumns, its keys as bytes
+    add(columns, "keys", 1, field.TYPE_BYTES, repeated=True)
+    add(columns, "first_seen_ns", 2, field.TYPE_INT64, repeated=True)
+    add(columns, "last_seen_ns", 3, field.TYPE_INT64, repeated=True)
+    add(columns, "counts", 4, field.TYPE_UINT64, repeated=True)
     report = fd.message_type.add(name="ReportView")
     add(report, "edges", 3, field.TYPE_MESSAGE, "EdgeView", repeated=True)  # ReportEdgesRequest.edges
+    add(report, "columns", 6, field.TYPE_MESSAGE, "ColumnsView")  # ReportEdgesRequest.columns
     header = fd.message_type.add(name="ReportHeader")
     add(header, "node", 1, field.TYPE_STRING)
     add(header, "sequence", 2, field.TYPE_UINT64)
@@ -100,10 +122,11 @@ def _build() -> tuple[_ReportViewClass, _ReportHeaderClass]:
     def cls(name: str) -> object:
         return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
 
-    return cast(_ReportViewClass, cls("ReportView")), cast(_ReportHeaderClass, cls("ReportHeader"))
+    return (cast(_ReportViewClass, cls("ReportView")), cast(_ReportHeaderClass, cls("ReportHeader")),
+            cast(_EdgeViewClass, cls("EdgeView")))
 
 
-_REPORT_VIEW, _REPORT_HEADER = _build()
+_REPORT_VIEW, _REPORT_HEADER, _EDGE_VIEW = _build()
 
 
 def report_header(raw_request: bytes) -> ReportHeader:
@@ -114,3 +137,14 @@ def report_header(raw_request: bytes) -> ReportHeader:
 def edge_views(raw_request: bytes) -> Sequence[EdgeView]:
     """The edges of a serialized ReportEdgesRequest as views. Raises DecodeError like FromString."""
     return _REPORT_VIEW.FromString(raw_request).edges
+
+
+def report_views(raw_request: bytes) -> tuple[Sequence[EdgeView], ColumnsView | None]:
+    """The edges and the columns (None when absent) of a serialized ReportEdgesRequest."""
+    view = _REPORT_VIEW.FromString(raw_request)
+    return view.edges, (view.columns if view.HasField("columns") else None)
+
+
+def key_view(raw_key: bytes) -> EdgeView:
+    """A key of EdgeColumns (a serialized Edge) as a view. Raises DecodeError like FromString."""
+    return _EDGE_VIEW.FromString(raw_key)

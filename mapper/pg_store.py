@@ -52,6 +52,7 @@ from mapper.validation import (MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, c
                                check_numbers)
 from mapper.wire import NS_PER_S, list_response, page_of
 from netmapper_api import keys
+from netmapper_api.columns import column_edges
 from netmapper_api.keys import EdgeKey, EndpointAttrs, InvalidEdge
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 
@@ -220,10 +221,16 @@ class PgEdgeStore:
         the merge is exactly-once, as in the SQLite store: a sequence at or below the instance's last merged
         one is a resend and merges nothing (accepted 0). `edges` None: they are parsed from `raw` (DecodeError
         when it is not a ReportEdgesRequest)."""
+        refused: list[tuple[int, str]] = []  # EdgeColumns that cannot be read as edges
         if edges is None:
             if raw is None:
                 raise ValueError("merge needs the edges or the serialized request")
-            edges = mapper_pb2.ReportEdgesRequest.FromString(raw).edges
+            request = mapper_pb2.ReportEdgesRequest.FromString(raw)
+            edges = list(request.edges)
+            try:
+                edges += column_edges(request.columns)
+            except ValueError as exc:
+                refused = [(len(edges) + i, str(exc)) for i in range(len(request.columns.keys))]
         edges = list(edges)
         bad_node = check_node_name(node)
         if bad_node:
@@ -232,11 +239,11 @@ class PgEdgeStore:
         now = now_ns if now_ns is not None else time.time_ns()
         limits = self.limits
         window = limits.window_ns(now)
-        rejections: list[tuple[int, str]] = []
+        rejections: list[tuple[int, str]] = refused[:MAX_REJECTIONS]
         pending: dict[EdgeKey, _Pending] = {}
         reported: dict[EdgeKey, edge_pb2.Edge] = {}  # the first report of each key (new-edge observers)
-        accepted = rejected = 0
-        error = ""
+        accepted, rejected = 0, len(refused)
+        error = refused[0][1] if refused else ""
         for index, e in enumerate(edges):
             try:
                 if index >= limits.max_edges:

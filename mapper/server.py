@@ -236,7 +236,7 @@ class _MapperService:
                     )
                 yield mapper_pb2.ReportEdgesResponse(
                     sequence=sequence, accepted=result.accepted, rejected=result.rejected, error=result.error,
-                    duplicate=result.duplicate,
+                    duplicate=result.duplicate, columns=True,
                     rejections=[mapper_pb2.EdgeRejection(index=i, reason=r) for i, r in result.rejections],
                 )
         finally:

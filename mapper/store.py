@@ -50,7 +50,7 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from mapper.edge_changes import DEFAULT_CAPACITY, ChangeLog, LogPosition
-from mapper.edge_view import EdgeView, edge_views, report_header
+from mapper.edge_view import ColumnsView, EdgeView, edge_views, key_view, report_header, report_views
 from mapper.filters import compile_filters, selects
 from mapper.journal import JournalFile, JournalRow
 from mapper.paging import decode_page_token
@@ -58,7 +58,9 @@ from mapper.persistence import (
     AppliedRow, Checkpoint, EdgeFile, GroupCommit, NumbersRow, extra_json, services_from_extra,
 )
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
-from mapper.validation import MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers
+from mapper.validation import (
+    MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers, check_times,
+)
 from mapper.wire import NS_PER_S, EdgeEncoder, assemble, list_response, page_of, timestamp
 from netmapper_api import keys
 from netmapper_api.keys import EdgeKey, EndpointAttrs, EndpointId, InvalidEdge
@@ -70,13 +72,20 @@ log = logging.getLogger(__name__)
 # Serialized endpoint -> (identity, attributes). Distinct endpoints are few (clients x pods +
 # servers); the cache is cleared when it reaches this size so that pod churn cannot grow it forever.
 _ENDPOINT_CACHE_MAX: Final[int] = 200_000
+# Serialized EdgeColumns key -> its record. One entry per (edge, client pod, server pod) reported, ~300 B
+# each; cleared when full (a miss costs what an Edge message costs: see _key_record).
+_KEY_CACHE_MAX: Final[int] = 250_000
 # Sniffer instances whose last applied batch is remembered (for exactly-once merging of resends); the
 # least recently seen are forgotten beyond this. A sniffer restart makes a new instance.
 MAX_INSTANCES: Final[int] = 100_000
 MAX_INSTANCE_LENGTH: Final[int] = 128
-# A checkpoint is also taken once this much was journaled since the last one, so the journal that a
-# restart replays stays bounded (~2-3 s of replay) whatever the checkpoint interval.
-MAX_JOURNAL_BYTES: Final[int] = 64 * 1024 * 1024
+# A checkpoint is also taken once this much was journaled, or this many edges were created, since the
+# last one, so the journal that a restart replays stays bounded whatever the checkpoint interval: a
+# re-reported edge replays in ~1 us (EdgeColumns; ~3 us as an Edge), a new one in ~20 us, so a few seconds
+# at most. Each checkpoint writes every edge changed since the last: at 300k observations/s of re-reports
+# a 64 MiB bound took one every second and a fifth of the mapper's time (bench/mapper_ingest.py).
+MAX_JOURNAL_BYTES: Final[int] = 256 * 1024 * 1024
+MAX_NEW_EDGES: Final[int] = 100_000
 DEFAULT_MAX_EDGES: Final[int] = 2_000_000
 
 IndexKey = tuple[str, str, int, int]
@@ -105,6 +114,24 @@ class MergeResult:
     newest_ns: int = 0  # the latest last_seen accepted (the reporting node's lag, in metrics)
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What a merge has counted so far, shared by the two forms of a batch's edges (Edge, EdgeColumns)."""
+
+    accepted: int
+    rejected: int
+    error: str
+    rejections: list[tuple[int, str]]
+    new_edges: list[edge_pb2.Edge]
+    newest: int
+
+    def reject(self, index: int, reason: str) -> None:
+        self.rejected += 1
+        self.error = self.error or reason
+        if len(self.rejections) < MAX_REJECTIONS:
+            self.rejections.append((index, reason))
+
+
 class EdgeStore:
     """Thread-safe merged edge set. Use as a context manager or call close() to flush a sqlite file."""
 
@@ -118,6 +145,7 @@ class EdgeStore:
         self._lock = threading.Lock()
         self._records: dict[IndexKey, EdgeRecord] = {}
         self._endpoints: dict[bytes, Resolved] = {}
+        self._by_key: dict[bytes, EdgeRecord] = {}  # columns keys whose endpoints were merged into the record
         # Records sorted by key, plus those added since the last sort: sorting the new ones and appending
         # them makes the next sort a linear merge of two runs instead of a full sort.
         self._order: list[EdgeRecord] = []
@@ -138,6 +166,7 @@ class EdgeStore:
         self._position = 0  # journal position of the last merged batch
         self._journal: list[JournalRow] = []  # merged, not yet committed
         self._journal_bytes = 0  # journaled since the last checkpoint: replay time after a crash is bounded
+        self._new_edges = 0  # records created since the last checkpoint (the slow ones to replay)
         self._unjournaled = False  # merged without raw bytes since the last checkpoint
         self._committer: GroupCommit | None = None
         self._closed = False
@@ -162,31 +191,33 @@ class EdgeStore:
         The edges are read from `raw` when given (it must be the request holding `edges`), see edge_view.py;
         `edges` may then be None (the server's path: the batch is parsed once, here). Raises DecodeError
         when `edges` is None and `raw` is not a ReportEdgesRequest."""
-        views = None
+        views: Sequence[EdgeView] | None = None
+        columns: ColumnsView | None = None
         if raw is not None:
             try:
-                views = edge_views(raw)
+                views, columns = report_views(raw)
             except DecodeError:
                 if edges is None:
                     raise
         if edges is not None and (views is None or len(views) != len(edges)):
-            views = edge_views(mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString())
+            views, columns = edge_views(mapper_pb2.ReportEdgesRequest(edges=edges).SerializeToString()), None
         if views is None:
             raise ValueError("merge needs the edges or the serialized request")
-        return self._merge(views, node, batch, raw, now_ns)
+        return self._merge(views, columns, node, batch, raw, now_ns)
 
-    def _merge(self, views: Sequence[EdgeView], node: str, batch: BatchId | None, raw: bytes | None,
-               now_ns: int | None) -> MergeResult:
+    def _merge(self, views: Sequence[EdgeView], columns: ColumnsView | None, node: str, batch: BatchId | None,
+               raw: bytes | None, now_ns: int | None) -> MergeResult:
         now = time.time_ns() if now_ns is None else now_ns
         limits = self.limits
+        size = len(views) + (len(columns.keys) if columns is not None else 0)
         bad_node = check_node_name(node)
         if bad_node:
-            return MergeResult(accepted=0, rejected=len(views), error=bad_node if len(views) else "",
-                               rejections=tuple((i, bad_node) for i in range(min(len(views), MAX_REJECTIONS))))
+            return MergeResult(accepted=0, rejected=size, error=bad_node if size else "",
+                               rejections=tuple((i, bad_node) for i in range(min(size, MAX_REJECTIONS))))
         if batch is not None and (not 0 < batch[1] < 2**63 or len(batch[0]) > MAX_INSTANCE_LENGTH):
             why = f"batch identity needs a sequence in 1..2^63-1 and an instance of at most {MAX_INSTANCE_LENGTH} characters"
-            return MergeResult(accepted=0, rejected=len(views), error=why if len(views) else "",
-                               rejections=tuple((i, why) for i in range(min(len(views), MAX_REJECTIONS))))
+            return MergeResult(accepted=0, rejected=size, error=why if size else "",
+                               rejections=tuple((i, why) for i in range(min(size, MAX_REJECTIONS))))
         lo, hi = limits.window_ns(now)
         accepted = rejected = 0
         error = ""
@@ -279,6 +310,10 @@ class EdgeStore:
                 if dirty is not None:
                     dirty.add(rec)
                 accepted += 1
+            if columns is not None and columns.keys:
+                tally = _Tally(accepted, rejected, error, rejections, new_edges, newest)
+                self._merge_columns(columns, len(views), node, now, lo, hi, changed, tally)
+                accepted, rejected, error, newest = tally.accepted, tally.rejected, tally.error, tally.newest
             if changed:
                 self._version = version + 1
                 self.changes.publish(changed, self._version)
@@ -291,12 +326,106 @@ class EdgeStore:
                 if raw is not None:
                     self._journal.append((position, now, raw))
                     self._journal_bytes += len(raw)
-                    if self._journal_bytes > MAX_JOURNAL_BYTES and self._committer is not None:
+                    if ((self._journal_bytes > MAX_JOURNAL_BYTES or self._new_edges > MAX_NEW_EDGES)
+                            and self._committer is not None):
                         self._committer.request_checkpoint()
                 else:
                     self._unjournaled = True  # only a checkpoint makes this merge durable
         return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
                            position=position, new_edges=tuple(new_edges), newest_ns=newest)
+
+    def _merge_columns(self, cols: ColumnsView, offset: int, node: str, now: int, lo: int, hi: int,
+                       changed: list[EdgeRecord], tally: _Tally) -> None:
+        """Merge EdgeColumns (the edges at `offset` onwards of the batch). Caller holds _lock.
+
+        A key seen before is one dict lookup by its bytes and three numbers: its endpoints, port and
+        protocol were validated and merged into the record when it was first seen (merging the same
+        attributes again would change nothing, record.py), so only the numbers are checked here."""
+        ks, firsts, lasts, counts = cols.keys, cols.first_seen_ns, cols.last_seen_ns, cols.counts
+        if not len(firsts) == len(lasts) == len(counts) == len(ks):
+            why = (f"columns differ in length: {len(ks)} keys, {len(firsts)} first_seen_ns, "
+                   f"{len(lasts)} last_seen_ns, {len(counts)} counts")
+            for i in range(len(ks)):
+                tally.reject(offset + i, why)
+            return
+        limits = self.limits
+        max_count = limits.max_count
+        room = limits.max_edges - offset  # edges of the batch beyond max_edges are refused
+        by_key = self._by_key
+        dirty = self._dirty
+        version = self._version
+        accepted = 0
+        newest = tally.newest
+        for i, (kb, first, last, n) in enumerate(zip(ks, firsts, lasts, counts)):
+            if not first:  # not stamped: as in an Edge, stamp it now
+                first = last or now
+            if not last:
+                last = first
+            if n > max_count or last < first or first < lo or last > hi or i >= room:
+                tally.reject(offset + i, f"batch holds more than {limits.max_edges} edges" if i >= room
+                             else f"count {n} above the limit of {max_count} per report" if n > max_count
+                             else check_times(first, last, lo, hi))
+                continue
+            rec = by_key.get(kb)
+            if rec is None or not rec.alive:
+                try:
+                    rec = self._key_record(kb, first, last, n, lo, hi, tally)
+                except InvalidEdge as exc:
+                    tally.reject(offset + i, str(exc))
+                    continue
+            if first < rec.first:
+                rec.first = first
+            if last > rec.last:
+                rec.last = last
+            if last > newest:
+                newest = last
+            rec.count += n or 1
+            if rec.count > MAX_STORED_COUNT:
+                rec.count = MAX_STORED_COUNT
+            if node not in rec.nodes:
+                rec.nodes = keys.bounded_union(rec.nodes, (node,), MAX_REPORTING_NODES)
+                rec.tail = None
+            rec.wire = None
+            rec.version = version
+            changed.append(rec)
+            if dirty is not None:
+                dirty.add(rec)
+            accepted += 1
+        tally.accepted += accepted
+        tally.newest = newest
+
+    def _key_record(self, kb: bytes, first: int, last: int, n: int, lo: int, hi: int, tally: _Tally) -> EdgeRecord:
+        """The record an EdgeColumns key names, created when new, its endpoints merged; the key is cached.
+        Raises InvalidEdge (nothing cached). Caller holds _lock."""
+        try:
+            e = key_view(kb)
+        except DecodeError:
+            raise InvalidEdge("key is not a valid Edge message") from None
+        reason = check_numbers(e, first, last, lo, hi, self.limits)  # port and protocol: times are checked
+        if reason:
+            raise InvalidEdge(reason)
+        c = self._endpoints.get(e.client) or self._resolve(e.client, "client")
+        s = self._endpoints.get(e.server) or self._resolve(e.server, "server")
+        port, protocol = e.port, e.protocol
+        index_key = (c[2], s[2], port, protocol)
+        rec = self._records.get(index_key)
+        if rec is None:
+            rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last, index_key)
+            edge = edge_pb2.Edge.FromString(e.SerializeToString())  # as reported, for new-edge observers
+            edge.ClearField("reporting_nodes")
+            edge.count = n
+            edge.first_seen.FromNanoseconds(first)
+            edge.last_seen.FromNanoseconds(last)
+            tally.new_edges.append(edge)
+        else:
+            if c[1] not in rec.client_seen:
+                merge_side(rec, True, c[1])
+            if s[1] not in rec.server_seen:
+                merge_side(rec, False, s[1])
+        if len(self._by_key) >= _KEY_CACHE_MAX:
+            self._by_key.clear()  # only a cache: pod churn must not grow it forever
+        self._by_key[kb] = rec
+        return rec
 
     def _remember(self, batch: BatchId, now: int) -> None:
         """Record batch as the instance's last merged one. Caller holds _lock."""
@@ -344,6 +473,7 @@ class EdgeStore:
             self._evict_stalest(max(1, self.max_edges // 100))
         rec = EdgeRecord(key, client, server, first, last)
         self._records[index_key] = rec
+        self._new_edges += 1
         self._unsorted.append(rec)
         if self._dirty is not None:
             rec.row_id = self._next_row
@@ -496,6 +626,7 @@ class EdgeStore:
                 rec.alive = False
             self._records.clear()
             self._endpoints.clear()
+            self._by_key.clear()
             self._order = []
             self._unsorted = []
             self._encoder.clear()
@@ -539,13 +670,13 @@ class EdgeStore:
         replayed = 0
         for position, received, raw in self._jdb.after(through):
             try:
-                header, views = report_header(raw), edge_views(raw)
+                header, (views, columns) = report_header(raw), report_views(raw)
             except DecodeError as exc:
                 log.warning("skipping unreadable journal row %d: %s", position, exc)
                 continue
             batch = (header.instance, header.sequence) if header.instance else None
             self._position = position - 1  # the merge numbers it as it was numbered when journaled
-            self._merge(views, header.node, batch, None, received)
+            self._merge(views, columns, header.node, batch, None, received)
             self._position = max(self._position, position)
             replayed += 1
         log.info("store %s: loaded %d edges (%d unreadable rows skipped), replayed %d journaled batches",
@@ -644,6 +775,7 @@ class EdgeStore:
                 applied: list[AppliedRow] = [(i, *self._applied[i]) for i in self._applied_dirty if i in self._applied]
                 through = self._position
                 journal_bytes, self._journal_bytes = self._journal_bytes, 0
+                new_edges, self._new_edges = self._new_edges, 0
                 unjournaled, self._unjournaled = self._unjournaled, False
                 applied_dirty, self._applied_dirty = self._applied_dirty, set()
                 deleted, forgotten, delete_all = self._deleted, self._forgotten_instances, self._delete_all
@@ -663,6 +795,7 @@ class EdgeStore:
                         rec.saved_head = rec.saved_tail = None
                     self._dirty.update(rec for rec in dirty if rec.alive)
                     self._journal_bytes += journal_bytes
+                    self._new_edges += new_edges
                     self._unjournaled = self._unjournaled or unjournaled
                     self._applied_dirty |= applied_dirty
                     self._deleted[:0] = deleted

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from netmapper_api.v1 import edge_pb2 as netmapper__api_dot_v1_dot_edge__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dnetmapper_api/v1/mapper.proto\x12\x0cnetmapper.v1\x1a\x1bnetmapper_api/v1/edge.proto\"\x91\x01\n\x12ReportEdgesRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12!\n\x05\x65\x64ges\x18\x03 \x03(\x0b\x32\x12.netmapper.v1.Edge\x12&\n\x04lost\x18\x04 \x03(\x0b\x32\x18.netmapper.v1.LostEvents\x12\x10\n\x08instance\x18\x05 \x01(\t\".\n\rEdgeRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x9e\x01\n\x13ReportEdgesResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x10\n\x08rejected\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12/\n\nrejections\x18\x05 \x03(\x0b\x32\x1b.netmapper.v1.EdgeRejection\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"d\n\x10ListEdgesRequest\x12)\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x18.netmapper.v1.EdgeFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x8d\x01\n\x11ListEdgesResponse\x12!\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x12.netmapper.v1.Edge\x12&\n\x04lost\x18\x02 \x03(\x0b\x32\x18.netmapper.v1.LostEvents\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x14\n\x0cresume_token\x18\x04 \x01(\t\"T\n\x11WatchEdgesRequest\x12)\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x18.netmapper.v1.EdgeFilter\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"\x1c\n\x0bWatchSynced\x12\r\n\x05\x65\x64ges\x18\x01 \x01(\x04\" \n\x0eWatchForgotten\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xe1\x01\n\x12WatchEdgesResponse\x12\"\n\x04\x65\x64ge\x18\x01 \x01(\x0b\x32\x12.netmapper.v1.EdgeH\x00\x12+\n\x06synced\x18\x02 \x01(\x0b\x32\x19.netmapper.v1.WatchSyncedH\x00\x12(\n\x04lost\x18\x03 \x01(\x0b\x32\x18.netmapper.v1.LostEventsH\x00\x12\x31\n\tforgotten\x18\x04 \x01(\x0b\x32\x1c.netmapper.v1.WatchForgottenH\x00\x12\x14\n\x0cresume_token\x18\n \x01(\tB\x07\n\x05\x65vent\"\x13\n\x11ResetEdgesRequest\"%\n\x12ResetEdgesResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x04\x32\xd2\x02\n\x06Mapper\x12V\n\x0bReportEdges\x12 .netmapper.v1.ReportEdgesRequest\x1a!.netmapper.v1.ReportEdgesResponse(\x01\x30\x01\x12L\n\tListEdges\x12\x1e.netmapper.v1.ListEdgesRequest\x1a\x1f.netmapper.v1.ListEdgesResponse\x12Q\n\nWatchEdges\x12\x1f.netmapper.v1.WatchEdgesRequest\x1a .netmapper.v1.WatchEdgesResponse0\x01\x12O\n\nResetEdges\x12\x1f.netmapper.v1.ResetEdgesRequest\x1a .netmapper.v1.ResetEdgesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dnetmapper_api/v1/mapper.proto\x12\x0cnetmapper.v1\x1a\x1bnetmapper_api/v1/edge.proto\"\xbd\x01\n\x12ReportEdgesRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12!\n\x05\x65\x64ges\x18\x03 \x03(\x0b\x32\x12.netmapper.v1.Edge\x12&\n\x04lost\x18\x04 \x03(\x0b\x32\x18.netmapper.v1.LostEvents\x12\x10\n\x08instance\x18\x05 \x01(\t\x12*\n\x07\x63olumns\x18\x06 \x01(\x0b\x32\x19.netmapper.v1.EdgeColumns\"l\n\x0b\x45\x64geColumns\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.netmapper.v1.Edge\x12\x15\n\rfirst_seen_ns\x18\x02 \x03(\x03\x12\x14\n\x0clast_seen_ns\x18\x03 \x03(\x03\x12\x0e\n\x06\x63ounts\x18\x04 \x03(\x04\".\n\rEdgeRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xaf\x01\n\x13ReportEdgesResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x10\n\x08rejected\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12/\n\nrejections\x18\x05 \x03(\x0b\x32\x1b.netmapper.v1.EdgeRejection\x12\x11\n\tduplicate\x18\x06 \x01(\x08\x12\x0f\n\x07\x63olumns\x18\x07 \x01(\x08\"d\n\x10ListEdgesRequest\x12)\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x18.netmapper.v1.EdgeFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x8d\x01\n\x11ListEdgesResponse\x12!\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x12.netmapper.v1.Edge\x12&\n\x04lost\x18\x02 \x03(\x0b\x32\x18.netmapper.v1.LostEvents\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x14\n\x0cresume_token\x18\x04 \x01(\t\"T\n\x11WatchEdgesRequest\x12)\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x18.netmapper.v1.EdgeFilter\x12\x14\n\x0cresume_token\x18\x02 \x01(\t\"\x1c\n\x0bWatchSynced\x12\r\n\x05\x65\x64ges\x18\x01 \x01(\x04\" \n\x0eWatchForgotten\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xe1\x01\n\x12WatchEdgesResponse\x12\"\n\x04\x65\x64ge\x18\x01 \x01(\x0b\x32\x12.netmapper.v1.EdgeH\x00\x12+\n\x06synced\x18\x02 \x01(\x0b\x32\x19.netmapper.v1.WatchSyncedH\x00\x12(\n\x04lost\x18\x03 \x01(\x0b\x32\x18.netmapper.v1.LostEventsH\x00\x12\x31\n\tforgotten\x18\x04 \x01(\x0b\x32\x1c.netmapper.v1.WatchForgottenH\x00\x12\x14\n\x0cresume_token\x18\n \x01(\tB\x07\n\x05\x65vent\"\x13\n\x11ResetEdgesRequest\"%\n\x12ResetEdgesResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x04\x32\xd2\x02\n\x06Mapper\x12V\n\x0bReportEdges\x12 .netmapper.v1.ReportEdgesRequest\x1a!.netmapper.v1.ReportEdgesResponse(\x01\x30\x01\x12L\n\tListEdges\x12\x1e.netmapper.v1.ListEdgesRequest\x1a\x1f.netmapper.v1.ListEdgesResponse\x12Q\n\nWatchEdges\x12\x1f.netmapper.v1.WatchEdgesRequest\x1a .netmapper.v1.WatchEdgesResponse0\x01\x12O\n\nResetEdges\x12\x1f.netmapper.v1.ResetEdgesRequest\x1a .netmapper.v1.ResetEdgesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'netmapper_api.v1.mapper_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPORTEDGESREQUEST']._serialized_start=77
-  _globals['_REPORTEDGESREQUEST']._serialized_end=222
-  _globals['_EDGEREJECTION']._serialized_start=224
-  _globals['_EDGEREJECTION']._serialized_end=270
-  _globals['_REPORTEDGESRESPONSE']._serialized_start=273
-  _globals['_REPORTEDGESRESPONSE']._serialized_end=431
-  _globals['_LISTEDGESREQUEST']._serialized_start=433
-  _globals['_LISTEDGESREQUEST']._serialized_end=533
-  _globals['_LISTEDGESRESPONSE']._serialized_start=536
-  _globals['_LISTEDGESRESPONSE']._serialized_end=677
-  _globals['_WATCHEDGESREQUEST']._serialized_start=679
-  _globals['_WATCHEDGESREQUEST']._serialized_end=763
-  _globals['_WATCHSYNCED']._serialized_start=765
-  _globals['_WATCHSYNCED']._serialized_end=793
-  _globals['_WATCHFORGOTTEN']._serialized_start=795
-  _globals['_WATCHFORGOTTEN']._serialized_end=827
-  _globals['_WATCHEDGESRESPONSE']._serialized_start=830
-  _globals['_WATCHEDGESRESPONSE']._serialized_end=1055
-  _globals['_RESETEDGESREQUEST']._serialized_start=1057
-  _globals['_RESETEDGESREQUEST']._serialized_end=1076
-  _globals['_RESETEDGESRESPONSE']._serialized_start=1078
-  _globals['_RESETEDGESRESPONSE']._serialized_end=1115
-  _globals['_MAPPER']._serialized_start=1118
-  _globals['_MAPPER']._serialized_end=1456
+  _globals['_REPORTEDGESREQUEST']._serialized_end=266
+  _globals['_EDGECOLUMNS']._serialized_start=268
+  _globals['_EDGECOLUMNS']._serialized_end=376
+  _globals['_EDGEREJECTION']._serialized_start=378
+  _globals['_EDGEREJECTION']._serialized_end=424
+  _globals['_REPORTEDGESRESPONSE']._serialized_start=427
+  _globals['_REPORTEDGESRESPONSE']._serialized_end=602
+  _globals['_LISTEDGESREQUEST']._serialized_start=604
+  _globals['_LISTEDGESREQUEST']._serialized_end=704
+  _globals['_LISTEDGESRESPONSE']._serialized_start=707
+  _globals['_LISTEDGESRESPONSE']._serialized_end=848
+  _globals['_WATCHEDGESREQUEST']._serialized_start=850
+  _globals['_WATCHEDGESREQUEST']._serialized_end=934
+  _globals['_WATCHSYNCED']._serialized_start=936
+  _globals['_WATCHSYNCED']._serialized_end=964
+  _globals['_WATCHFORGOTTEN']._serialized_start=966
+  _globals['_WATCHFORGOTTEN']._serialized_end=998
+  _globals['_WATCHEDGESRESPONSE']._serialized_start=1001
+  _globals['_WATCHEDGESRESPONSE']._serialized_end=1226
+  _globals['_RESETEDGESREQUEST']._serialized_start=1228
+  _globals['_RESETEDGESREQUEST']._serialized_end=1247
+  _globals['_RESETEDGESRESPONSE']._serialized_start=1249
+  _globals['_RESETEDGESRESPONSE']._serialized_end=1286
+  _globals['_MAPPER']._serialized_start=1289
+  _globals['_MAPPER']._serialized_end=1627
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,7 @@ class ReportEdgesRequest(_message.Message):
     EDGES_FIELD_NUMBER: _builtins.int
     LOST_FIELD_NUMBER: _builtins.int
     INSTANCE_FIELD_NUMBER: _builtins.int
+    COLUMNS_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     """node: name of the node the sniffer runs on."""
     sequence: _builtins.int
@@ -49,6 +50,13 @@ class ReportEdgesRequest(_message.Message):
     def lost(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.LostEvents]:
         """lost: observations lost since the previous batch, by source."""
 
+    @_builtins.property
+    def columns(self) -> Global___EdgeColumns:
+        """columns: more edges of the batch, in columns (what sniffers send to a mapper that reads them: see
+        ReportEdgesResponse.columns). A batch may use edges, columns or both; an edge's index (rejections)
+        counts the edges first, then the columns' keys.
+        """
+
     def __init__(
         self,
         *,
@@ -57,14 +65,60 @@ class ReportEdgesRequest(_message.Message):
         edges: _abc.Iterable[_edge_pb2.Edge] | None = ...,
         lost: _abc.Iterable[_edge_pb2.LostEvents] | None = ...,
         instance: _builtins.str = ...,
+        columns: Global___EdgeColumns | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "instance", b"instance", "lost", b"lost", "node", b"node", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "edges", b"edges", "instance", b"instance", "lost", b"lost", "node", b"node", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportEdgesRequest: _TypeAlias = ReportEdgesRequest  # noqa: Y015
+
+@_typing.final
+class EdgeColumns(_message.Message):
+    """EdgeColumns holds a batch's edges as one key per edge and its numbers in packed arrays, all of the same
+    length: the mapper reads an edge it knows as one lookup by the key's bytes and three numbers, where an
+    Edge with two Timestamps costs it several messages. Same meaning as the Edge fields of the same names.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    FIRST_SEEN_NS_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_NS_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[_edge_pb2.Edge]:
+        """keys: each edge's client, server, port and protocol (other Edge fields are ignored here)."""
+
+    @_builtins.property
+    def first_seen_ns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """first_seen_ns: Edge.first_seen as nanoseconds since the Unix epoch (0: not stamped)."""
+
+    @_builtins.property
+    def last_seen_ns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """last_seen_ns: Edge.last_seen as nanoseconds since the Unix epoch (0: not stamped)."""
+
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """counts: Edge.count."""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_edge_pb2.Edge] | None = ...,
+        first_seen_ns: _abc.Iterable[_builtins.int] | None = ...,
+        last_seen_ns: _abc.Iterable[_builtins.int] | None = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "first_seen_ns", b"first_seen_ns", "keys", b"keys", "last_seen_ns", b"last_seen_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EdgeColumns: _TypeAlias = EdgeColumns  # noqa: Y015
 
 @_typing.final
 class EdgeRejection(_message.Message):
@@ -75,7 +129,7 @@ class EdgeRejection(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     index: _builtins.int
-    """index: position of the edge in ReportEdgesRequest.edges."""
+    """index: position of the edge in ReportEdgesRequest.edges, then in columns.keys."""
     reason: _builtins.str
     """reason: what was wrong, for the sniffer's log."""
     def __init__(
@@ -104,6 +158,7 @@ class ReportEdgesResponse(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     REJECTIONS_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    COLUMNS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """sequence: the batch acknowledged."""
     accepted: _builtins.int
@@ -114,6 +169,10 @@ class ReportEdgesResponse(_message.Message):
     """error: why edges were rejected, empty when none were."""
     duplicate: _builtins.bool
     """duplicate: the batch (instance, sequence) had been merged before; nothing was merged again."""
+    columns: _builtins.bool
+    """columns: this mapper reads ReportEdgesRequest.columns. A sniffer sends columns only once told so
+    (a mapper from before them ignores the field: the edges would be acknowledged unread).
+    """
     @_builtins.property
     def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___EdgeRejection]:
         """rejections: the refused edges with their reasons (at most the first 100 of a batch)."""
@@ -127,10 +186,11 @@ class ReportEdgesResponse(_message.Message):
         error: _builtins.str = ...,
         rejections: _abc.Iterable[Global___EdgeRejection] | None = ...,
         duplicate: _builtins.bool = ...,
+        columns: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicate", b"duplicate", "error", b"error", "rejected", b"rejected", "rejections", b"rejections", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "columns", b"columns", "duplicate", b"duplicate", "error", b"error", "rejected", b"rejected", "rejections", b"rejections", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
