@@ -92,10 +92,11 @@ class Agent:
             self._note_lost(LossSource.SNIFFER_QUEUE, self.accumulator.overflow, now)
             self.accumulator.overflow = 0
         if (len(self.accumulator) or self._lost) and self.reporter.idle():
-            chunks = self.accumulator.take_serialized(None if final else now)
+            columns = self.reporter.reads_columns
+            chunks = self.accumulator.take_serialized(None if final else now, columns=columns)
             if not chunks and not self._lost:
                 return  # only known edges whose refresh is not due yet
-            if self.reporter.offer_serialized(chunks, self._lost_events()):
+            if self.reporter.offer_serialized(chunks, self._lost_events(), columns=columns):
                 self.stats.edges_sent += sum(n for n, _ in chunks)
                 self._lost.clear()
 

@@ -118,10 +118,11 @@ class EdgeAccumulator:
                 del self._known[next(iter(self._known))]
         return chosen
 
-    def take_serialized(self, now: float | None = None) -> list[tuple[int, bytes]]:
-        """take(), serialized as the `edges` field of ReportEdgesRequests (the encodings of repeated
-        fields concatenate): chunks of at most MAX_REPORT_EDGES edges and about MAX_REPORT_BYTES,
-        each (how many edges, bytes).
+    def take_serialized(self, now: float | None = None, *, columns: bool = False) -> list[tuple[int, bytes]]:
+        """take(), serialized as the `edges` field of ReportEdgesRequests, or with `columns` as their
+        `columns` field (EdgeColumns: for a mapper that reads them), the encodings of repeated fields and
+        of an embedded message concatenate: chunks of at most MAX_REPORT_EDGES edges and about
+        MAX_REPORT_BYTES, each (how many edges, bytes).
 
         Built SERIALIZE_EDGES edges at a time: as messages a batch of 10k edges weighs ~7 MiB of
         protobuf arena (and as many again when copied into requests), serialized under 2 MiB; whole,
@@ -131,19 +132,18 @@ class EdgeAccumulator:
         parts: list[bytes] = []
         count = size = 0
         budget = MAX_REPORT_BYTES - 64 * 1024  # room for the envelope and the lost events
+        add = _add_column if columns else _add_edge
         for start in range(0, len(chosen), SERIALIZE_EDGES):
             holder = mapper_pb2.ReportEdgesRequest()
             for _, p in chosen[start:start + SERIALIZE_EDGES]:
-                edge = holder.edges.add()
-                _fill(edge, p)
-                n = edge.ByteSize() + 8
+                n = add(holder, p) + 8
                 if count and (count >= MAX_REPORT_EDGES or size + n > budget):
                     # Full: what came before this edge is one chunk; the edge starts the next.
-                    del holder.edges[-1]
+                    _drop_last(holder, columns)
                     parts.append(holder.SerializeToString())
                     chunks.append((count, b"".join(parts)))
                     holder, parts, count, size = mapper_pb2.ReportEdgesRequest(), [], 0, 0
-                    _fill(holder.edges.add(), p)
+                    add(holder, p)
                 count += 1
                 size += n
             parts.append(holder.SerializeToString())
@@ -159,10 +159,42 @@ def _identity(ep: Endpoint) -> _Identity:
 
 
 def _fill(edge: edge_pb2.Edge, p: _Pending) -> None:
-    edge.port, edge.protocol, edge.count = p.port, p.protocol, p.count
+    _fill_key(edge, p)
+    edge.count = p.count
+    edge.first_seen.FromNanoseconds(int(p.first_seen * 1e9))
+    edge.last_seen.FromNanoseconds(int(p.last_seen * 1e9))
+
+
+def _fill_key(edge: edge_pb2.Edge, p: _Pending) -> None:
+    """The fields of an EdgeColumns key: endpoints, port, protocol."""
+    edge.port, edge.protocol = p.port, p.protocol
     endpoint_into(edge.client, p.client)
     endpoint_into(edge.server, p.server)
     del edge.server.dns_names[:]
     edge.server.dns_names.extend(sorted(p.dns_names or ()))
-    edge.first_seen.FromNanoseconds(int(p.first_seen * 1e9))
-    edge.last_seen.FromNanoseconds(int(p.last_seen * 1e9))
+
+
+def _add_edge(holder: mapper_pb2.ReportEdgesRequest, p: _Pending) -> int:
+    """Append p to holder.edges; its encoded size."""
+    edge = holder.edges.add()
+    _fill(edge, p)
+    return edge.ByteSize()
+
+
+def _add_column(holder: mapper_pb2.ReportEdgesRequest, p: _Pending) -> int:
+    """Append p to holder.columns; about its encoded size (the key and three numbers)."""
+    cols = holder.columns
+    key = cols.keys.add()
+    _fill_key(key, p)
+    cols.first_seen_ns.append(int(p.first_seen * 1e9))
+    cols.last_seen_ns.append(int(p.last_seen * 1e9))
+    cols.counts.append(p.count)
+    return key.ByteSize() + 24
+
+
+def _drop_last(holder: mapper_pb2.ReportEdgesRequest, columns: bool) -> None:
+    if columns:
+        cols = holder.columns
+        del cols.keys[-1], cols.first_seen_ns[-1], cols.last_seen_ns[-1], cols.counts[-1]
+    else:
+        del holder.edges[-1]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from netmapper_api.channel import ClientCredentials, open_channel
+from netmapper_api.columns import column_edges
 from netmapper_api.limits import MAX_REPORT_BYTES, MAX_REPORT_EDGES
 from netmapper_api.v1 import edge_pb2, mapper_pb2
 
@@ -87,10 +88,22 @@ class _Wire:
     sequence: int
     edges: int
     payload: bytes
+    columns: bool = False  # the edges are in the request's EdgeColumns
 
 
 def _as_is(payload: bytes) -> bytes:
     return payload
+
+
+def _as_edges(payload: bytes, sequence: int) -> bytes:
+    """A request with EdgeColumns as the same request with Edge messages, renumbered."""
+    request = mapper_pb2.ReportEdgesRequest.FromString(payload)
+    edges = column_edges(request.columns)
+    request.ClearField("columns")
+    request.edges.extend(edges)
+    request.sequence = sequence
+    request.ClearField("lost")  # counted with the first sending
+    return request.SerializeToString()
 
 
 @dataclass
@@ -107,6 +120,7 @@ class Reporter:
     # This run of the sniffer: with the sequence it names each request, so a resend merges once.
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     _pending: deque[_Wire] = field(default_factory=deque, init=False)
+    _reads_columns: bool = field(default=False, init=False)  # as the mapper's last acknowledgement said
     _sequence: int = field(default=0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -131,9 +145,16 @@ class Reporter:
             self._cond.notify_all()
             return True
 
-    def offer_serialized(self, chunks: Sequence[tuple[int, bytes]], lost: Sequence[edge_pb2.LostEvents] = ()) -> bool:
-        """offer() for edges already serialized as requests' `edges` fields, (count, bytes) per request
-        (EdgeAccumulator.take_serialized); node, instance, sequence and losses are added here."""
+    @property
+    def reads_columns(self) -> bool:
+        """The mapper reads EdgeColumns (its acknowledgements say so): offer batches in that form."""
+        return self._reads_columns
+
+    def offer_serialized(self, chunks: Sequence[tuple[int, bytes]], lost: Sequence[edge_pb2.LostEvents] = (),
+                         *, columns: bool = False) -> bool:
+        """offer() for edges already serialized as requests' `edges` fields, or `columns` fields with
+        `columns`, (count, bytes) per request (EdgeAccumulator.take_serialized); node, instance,
+        sequence and losses are added here."""
         with self._cond:
             if self._pending:
                 return False
@@ -142,7 +163,7 @@ class Reporter:
                 head = mapper_pb2.ReportEdgesRequest(node=self.node, instance=self.instance,
                                                      sequence=self._sequence, lost=lost if i == 0 else ())
                 # Encodings concatenate: the fields of both parts make one request.
-                self._pending.append(_Wire(self._sequence, count, head.SerializeToString() + edges))
+                self._pending.append(_Wire(self._sequence, count, head.SerializeToString() + edges, columns))
             self._cond.notify_all()
             return True
 
@@ -250,6 +271,14 @@ class Reporter:
             examples = "; ".join(f"edge {r.index}: {r.reason}" for r in ack.rejections[:3]) or ack.error
             log.warning("mapper refused %d of %d edges: %s", ack.rejected, req.edges, examples)
         with self._cond:
+            self._reads_columns = ack.columns
+            if req.columns and req.edges and not ack.columns and not ack.duplicate:
+                # A mapper from before EdgeColumns (a downgrade) acknowledged the edges unread: send them
+                # again as Edge messages, under a new sequence (it may have recorded this one as merged).
+                log.warning("mapper %s does not read EdgeColumns; resending %d edges as Edge messages",
+                            self.target, req.edges)
+                self._sequence += 1
+                self._pending.append(_Wire(self._sequence, req.edges, _as_edges(req.payload, self._sequence)))
             self.stats.batches_acked += 1
             self.stats.edges_acked += ack.accepted
             self.stats.edges_rejected += ack.rejected

@@ -17,6 +17,7 @@ import pytest
 
 from edge_testing import T0, edge, internet, summary, workload
 from netmapper_api.limits import client_channel_options
+from netmapper_api.columns import to_columns
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 from netmapper_api.channel import ClientCredentials, open_channel
 from sniffer.reporter import Reporter
@@ -63,6 +64,7 @@ def test_kill_9_loop_loses_nothing_acknowledged_and_counts_stay_exact(tmp_path: 
     reporter = Reporter(mapper.address, "node-1", ack_timeout=5.0, max_backoff=0.2,
                         credentials=ClientCredentials(token=REPORT_TOKEN, ca=ca.cert))
     reporter.start()
+    offer = AgentOffer(reporter)
     expected: dict[tuple[str, str, int], list[int]] = {}  # (client, server, port) -> [count, first s, last s]
     pending: dict[tuple[str, str, int], edge_pb2.Edge] = {}  # what the agent's accumulator would hold
     done = threading.Event()
@@ -94,12 +96,12 @@ def test_kill_9_loop_loses_nothing_acknowledged_and_counts_stay_exact(tmp_path: 
                 else:
                     cur.count += e.count
                     cur.last_seen.CopyFrom(max(cur.last_seen, e.last_seen, key=lambda t: t.ToNanoseconds()))
-            if reporter.offer(list(pending.values())):
+            if offer(list(pending.values())):
                 pending = {}
             time.sleep(0.01)  # the agent drains every interval; keep several rounds per mapper life
         killer.join()
         for _ in range(600):  # bounded: hand over the rest once the reporter is idle
-            if not pending or reporter.offer(list(pending.values())):
+            if not pending or offer(list(pending.values())):
                 break
             time.sleep(0.05)
         assert reporter.flush(timeout=120), f"not everything acknowledged: {reporter.stats}"
@@ -114,11 +116,28 @@ def test_kill_9_loop_loses_nothing_acknowledged_and_counts_stay_exact(tmp_path: 
                for e in listed(mapper.address, reader)}
         assert got == expected
         assert reporter.stats.send_failures > 0  # the kills did interrupt streams
+        assert offer.columns > 0  # most batches went as EdgeColumns, as the sniffer sends them
     finally:
         done.set()
         killer.join()
         reporter.stop()
         mapper.stop()
+
+
+class AgentOffer:
+    """Offers as the sniffer's agent does: as EdgeColumns once the mapper said it reads them."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.columns = 0  # batches offered as EdgeColumns
+
+    def __call__(self, edges: list[edge_pb2.Edge]) -> bool:
+        if not self.reporter.reads_columns:
+            return self.reporter.offer(edges)
+        chunk = mapper_pb2.ReportEdgesRequest(columns=to_columns(edges)).SerializeToString()
+        offered = self.reporter.offer_serialized([(len(edges), chunk)], columns=True)
+        self.columns += offered
+        return offered
 
 
 def report_raw(address: str, req: mapper_pb2.ReportEdgesRequest) -> mapper_pb2.ReportEdgesResponse:

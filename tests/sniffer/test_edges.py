@@ -1,6 +1,8 @@
 """Aggregation of resolved connects into edges, in the sniffer, before they go to the mapper."""
 from __future__ import annotations
 
+import pytest
+
 from netmapper_api.v1 import edge_pb2
 from sniffer.edges import EdgeAccumulator
 from netmapper_api.endpoints import Endpoint, EndpointKind, ServiceRef, Workload
@@ -74,17 +76,23 @@ def test_known_edges_are_bounded_and_a_forgotten_one_is_sent_as_new() -> None:
     assert [e.port for e in acc.take(now=1.0)] == [1]  # port 1 was forgotten (least recently sent)
 
 
-def test_serialized_batch_is_cut_into_requests_within_the_limits() -> None:
+@pytest.mark.parametrize("columns", [False, True], ids=["edges", "columns"])
+def test_serialized_batch_is_cut_into_requests_within_the_limits(columns: bool) -> None:
+    from netmapper_api.columns import column_edges
     from netmapper_api.limits import MAX_REPORT_EDGES
     from netmapper_api.v1 import mapper_pb2
 
     n = 2 * MAX_REPORT_EDGES + 7
     acc = EdgeAccumulator()
     acc.add([connect("frontend-a", port=p, count=p, names=("cart",)) for p in range(1, n + 1)])
-    chunks = acc.take_serialized()
+    chunks = acc.take_serialized(columns=columns)
     assert [count for count, _ in chunks] == [MAX_REPORT_EDGES, MAX_REPORT_EDGES, 7] and len(acc) == 0
     requests = [mapper_pb2.ReportEdgesRequest.FromString(payload) for _, payload in chunks]
-    assert [len(r.edges) for r in requests] == [count for count, _ in chunks]
-    edges = [e for r in requests for e in r.edges]
+    # One form only; the columns of the SERIALIZE_EDGES-sized parts of a chunk concatenate into one.
+    assert all(len(r.edges) == 0 if columns else not r.HasField("columns") for r in requests)
+    per_request = [column_edges(r.columns) if columns else list(r.edges) for r in requests]
+    assert [len(es) for es in per_request] == [count for count, _ in chunks]
+    edges = [e for es in per_request for e in es]
+    assert all(e.first_seen.seconds and e.last_seen.seconds >= e.first_seen.seconds for e in edges)
     assert sorted((e.port, e.count) for e in edges) == [(p, p) for p in range(1, n + 1)]
     assert all(list(e.server.dns_names) == ["cart"] and e.client.workload.name == "frontend" for e in edges)
