@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_testing import T0, edge, internet, node, service, unresolved, workload
-from mapper.edge_view import edge_views
+from mapper.edge_view import report_views
 from mapper.server import MapperServer, serve
 from mapper.validation import NS_PER_S, IngestLimits, check_endpoint, check_numbers
 from netmapper_api import keys
@@ -72,12 +72,37 @@ def edges(draw: st.DrawFn) -> edge_pb2.Edge:
     return e
 
 
+NANOS = st.one_of(st.integers((T0 - 30 * 86400) * NS_PER_S, (T0 + 2 * 86400) * NS_PER_S), st.sampled_from([0, -1]),
+                  st.integers(-(2**63), 2**63 - 1))
+
+
+@st.composite
+def columns(draw: st.DrawFn) -> mapper_pb2.EdgeColumns:
+    """EdgeColumns as sniffers send them, with wild numbers and sometimes columns of different lengths."""
+    cols = mapper_pb2.EdgeColumns()
+    for e in draw(st.lists(edges(), max_size=8)):
+        key = cols.keys.add()
+        key.CopyFrom(e)
+        if draw(st.booleans()):  # a key as sniffers send it: no numbers inside
+            key.ClearField("first_seen"), key.ClearField("last_seen"), key.ClearField("count")
+        valid = draw(st.booleans()) and abs(e.first_seen.seconds) < 2**33
+        first = e.first_seen.seconds * NS_PER_S if valid else draw(NANOS)
+        cols.first_seen_ns.append(first)
+        cols.last_seen_ns.append(first if valid else draw(NANOS))
+        cols.counts.append(e.count if valid else draw(st.integers(0, 2**64 - 1)))
+    if cols.keys and draw(st.integers(0, 9)) == 0:
+        del cols.counts[-1]
+    return cols
+
+
 @st.composite
 def batches(draw: st.DrawFn) -> bytes:
     req = mapper_pb2.ReportEdgesRequest(node=draw(st.sampled_from(["node-1", "node-2", "", "Bad Node", "x" * 300])),
                                         edges=draw(st.lists(edges(), max_size=8)),
                                         instance=draw(st.sampled_from(["", "run-a", "run-b"])),
                                         sequence=draw(st.one_of(st.integers(0, 5), st.integers(0, 2**64 - 1))))
+    if draw(st.booleans()):
+        req.columns.CopyFrom(draw(columns()))
     raw = req.SerializeToString()
     if draw(st.booleans()) and raw:  # mutate bytes: flip, cut, insert
         data = bytearray(raw)
@@ -145,7 +170,8 @@ def test_random_and_mutated_reports_leave_only_valid_edges_and_working_queries(m
             return
         # Edges are read the way the mapper reads them: an endpoint that is not a valid Endpoint message
         # costs its own edge (refused with a reason), not the whole batch.
-        reported = len(edge_views(raw))
+        views, cols = report_views(raw)
+        reported = len(views) + (len(cols.keys) if cols is not None else 0)
         outcomes["acked"] += 1
         outcomes["accepted"] += ack.accepted
         if ack.duplicate:

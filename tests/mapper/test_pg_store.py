@@ -19,6 +19,7 @@ from postgres_server import PostgresServer
 from mapper.server import serve
 from mapper.store import EdgeStore
 from mapper.watch import watch
+from netmapper_api.columns import to_columns
 from netmapper_api.limits import client_channel_options
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
 
@@ -69,6 +70,20 @@ def test_merge_gives_the_same_edges_as_the_sqlite_store(pg: PgEdgeStore) -> None
     assert [summary(e) for e in got] == [summary(e) for e in want]
     assert got == want  # counts, times, nodes, example pod with its labels, bounded unions: all equal
     assert len(want) == 8
+
+
+def test_batches_in_edge_columns_merge_as_in_the_sqlite_store(pg: PgEdgeStore) -> None:
+    sqlite = EdgeStore()
+    for node_name, batch in _batches():
+        cut = len(batch) // 2
+        req = mapper_pb2.ReportEdgesRequest(node=node_name, edges=batch[:cut], columns=to_columns(batch[cut:]))
+        assert pg.merge(None, node_name, raw=req.SerializeToString()) == sqlite.merge(None, node_name,
+                                                                                     raw=req.SerializeToString())
+    assert pg.list() == sqlite.list()
+    bad = mapper_pb2.ReportEdgesRequest(node="n", columns=to_columns([edge(workload("a"), workload("b"))]))
+    del bad.columns.counts[:]
+    result = pg.merge(None, "n", raw=bad.SerializeToString())
+    assert (result.accepted, result.rejected) == (0, 1) and "differ in length" in result.error
 
 
 def test_invalid_edges_are_rejected_with_a_reason_and_the_rest_merged(pg: PgEdgeStore) -> None:
