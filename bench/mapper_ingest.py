@@ -1,6 +1,6 @@
 """Benchmark the mapper: ingest over real gRPC, ListEdges and export of ~100k edges.
 
-    .venv/bin/python bench/mapper_ingest.py [--streams 10] [--batch 1000] [--edges 100000] [--rounds 20] [--db] [--tls]
+    .venv/bin/python bench/mapper_ingest.py [--streams 10] [--batch 1000] [--edges 100000] [--rounds 30] [--db] [--tls]
     .venv/bin/python bench/mapper_ingest.py --compare 3      # A/B: plain, durable, durable+TLS+tokens
     .venv/bin/python bench/mapper_ingest.py --db --tls --profile out/mapper.prof   # cProfile of the mapper
 
@@ -273,7 +273,9 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--edges", type=int, default=100_000, help="distinct edges in total")
-    ap.add_argument("--rounds", type=int, default=10, help="steady-state re-reports of every edge")
+    ap.add_argument("--rounds", type=int, default=30,
+                    help="steady-state re-reports of every edge (30: ~15 s, several checkpoints, the first of them
+                    writing the new edges whole, as a mapper that runs for hours takes them)")
     ap.add_argument("--replicas", type=int, default=2, help="nodes reporting each edge (with their own pod)")
     ap.add_argument("--form", choices=("columns", "edges"), default="columns",
                     help="how batches carry their edges: EdgeColumns (as the sniffer sends) or Edge messages")

@@ -401,21 +401,22 @@ class EdgeStore:
             e = key_view(kb)
         except DecodeError:
             raise InvalidEdge("key is not a valid Edge message") from None
-        reason = check_numbers(e, first, last, lo, hi, self.limits)  # port and protocol: times are checked
-        if reason:
-            raise InvalidEdge(reason)
-        c = self._endpoints.get(e.client) or self._resolve(e.client, "client")
-        s = self._endpoints.get(e.server) or self._resolve(e.server, "server")
         port, protocol = e.port, e.protocol
+        if not 0 < port <= 65535 or protocol not in keys.VALID_PROTOCOLS:
+            raise InvalidEdge(check_numbers(e, first, last, lo, hi, self.limits))  # the times were checked
+        cb, sb = e.client, e.server
+        c = self._endpoints.get(cb) or self._resolve(cb, "client")
+        s = self._endpoints.get(sb) or self._resolve(sb, "server")
         index_key = (c[2], s[2], port, protocol)
         rec = self._records.get(index_key)
         if rec is None:
             rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last, index_key)
-            edge = edge_pb2.Edge.FromString(e.SerializeToString())  # as reported, for new-edge observers
-            edge.ClearField("reporting_nodes")
+            edge = edge_pb2.Edge.FromString(kb)  # as reported, for new-edge observers
+            if edge.reporting_nodes:
+                edge.ClearField("reporting_nodes")
             edge.count = n
-            edge.first_seen.FromNanoseconds(first)
-            edge.last_seen.FromNanoseconds(last)
+            edge.first_seen.seconds, edge.first_seen.nanos = divmod(first, NS_PER_S)
+            edge.last_seen.seconds, edge.last_seen.nanos = divmod(last, NS_PER_S)
             tally.new_edges.append(edge)
         else:
             if c[1] not in rec.client_seen:
