@@ -274,8 +274,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--edges", type=int, default=100_000, help="distinct edges in total")
     ap.add_argument("--rounds", type=int, default=30,
-                    help="steady-state re-reports of every edge (30: ~15 s, several checkpoints, the first of them
-                    writing the new edges whole, as a mapper that runs for hours takes them)")
+                    help="steady-state re-reports of every edge (30: ~15 s, several checkpoints, the first of "
+                         "them writing the new edges whole, as a mapper that runs for hours takes them)")
     ap.add_argument("--replicas", type=int, default=2, help="nodes reporting each edge (with their own pod)")
     ap.add_argument("--form", choices=("columns", "edges"), default="columns",
                     help="how batches carry their edges: EdgeColumns (as the sniffer sends) or Edge messages")
