@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 _SCHEMA: Final[str] = """
 CREATE TABLE IF NOT EXISTS edges (
     id    INTEGER PRIMARY KEY,  -- the record's row, assigned by the store (a rowid: cheap upserts)
-    edge  BLOB NOT NULL,        -- serialized netmapper.v1.Edge (identity, attributes, times, count, nodes)
+    edge  BLOB NOT NULL,        -- serialized netmapper.v1.Edge (identity, attributes, nodes; times and count
+                                -- in files written before the columns below were always set)
     extra TEXT,                 -- json of what the Edge proto cannot hold (more than one Service), or NULL
-    -- Set when only these changed since `edge` was written (the steady state: an edge re-reported),
-    -- so that a checkpoint updates three integers instead of re-encoding the edge; they win over `edge`'s.
+    -- The numbers, kept apart from `edge` so that a checkpoint of an edge only re-reported (the steady
+    -- state) updates three integers instead of re-encoding it; when set they win over `edge`'s.
     first_ns INTEGER,
     last_ns  INTEGER,
     count    INTEGER
@@ -55,7 +56,7 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-Row = tuple[int, bytes, str | None]  # (id, serialized Edge, extra json)
+Row = tuple[int, bytes, str | None, int, int, int]  # (id, serialized Edge w/o numbers, extra json, first, last, count)
 NumbersRow = tuple[int, int, int, int]  # (first ns, last ns, count, id): an edge whose numbers alone changed
 StoredRow = tuple[int, bytes, str | None, int | None, int | None, int | None]  # Row + the numbers when set
 AppliedRow = tuple[str, int, int]  # (instance, sequence, seen ns)
@@ -141,7 +142,8 @@ class EdgeFile:
             if cp.deleted:
                 self._db.executemany("DELETE FROM edges WHERE id = ?", [(i,) for i in cp.deleted])
             if cp.rows:
-                self._db.executemany("INSERT OR REPLACE INTO edges (id, edge, extra) VALUES (?, ?, ?)", cp.rows)
+                self._db.executemany("INSERT OR REPLACE INTO edges (id, edge, extra, first_ns, last_ns, count) "
+                                     "VALUES (?, ?, ?, ?, ?, ?)", cp.rows)
             if cp.numbers:
                 self._db.executemany("UPDATE edges SET first_ns = ?, last_ns = ?, count = ? WHERE id = ?", cp.numbers)
             if cp.applied:

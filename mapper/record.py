@@ -23,7 +23,7 @@ class EdgeRecord:
     __slots__ = (
         "key", "first", "last", "count", "nodes", "client", "server",
         "client_seen", "server_seen", "head", "tail", "wire", "row_id", "alive", "sort_key", "version",
-        "saved_head", "saved_tail",
+        "saved_head", "saved_tail", "dirty",
     )
 
     def __init__(self, key: EdgeKey, client: EndpointAttrs, server: EndpointAttrs, first: int, last: int) -> None:
@@ -50,6 +50,7 @@ class EdgeRecord:
         self.saved_tail: bytes | None = None
         self.alive = True  # False once reset/expired: sorting and a retried flush skip it
         self.version = 0  # the store's change counter at this record's last change (WatchEdges resume)
+        self.dirty = False  # changed since the last checkpoint (then it is in the store's dirty list)
 
 
 def _smallest(cur: str, new: str) -> str:

@@ -75,9 +75,23 @@ class EdgeEncoder:
 
     def __init__(self) -> None:
         self._endpoint_wire: dict[tuple[EndpointId, EndpointAttrs], bytes] = {}
+        # Field 8 (reporting nodes) by its tuple: records share a few sets of nodes, and a checkpoint of
+        # 100k new edges serialized one Edge per record for it, holding the store's lock for ~1 s.
+        self._nodes_wire: dict[tuple[str, ...], bytes] = {}
 
     def clear(self) -> None:
         self._endpoint_wire.clear()
+        self._nodes_wire.clear()
+
+    def tail(self, rec: EdgeRecord) -> bytes:
+        """Field 8 of the serialized Edge (the reporting nodes), cached in rec.tail until they change."""
+        tail = self._nodes_wire.get(rec.nodes)
+        if tail is None:
+            if len(self._nodes_wire) > 10_000:
+                self._nodes_wire.clear()
+            tail = self._nodes_wire[rec.nodes] = edge_pb2.Edge(reporting_nodes=rec.nodes).SerializeToString()
+        rec.tail = tail
+        return tail
 
     def endpoint_bytes(self, identity: EndpointId, attrs: EndpointAttrs, records: int) -> bytes:
         cache_key = (identity, attrs)
@@ -103,13 +117,13 @@ class EdgeEncoder:
 
     def parts(self, rec: EdgeRecord, records: int) -> tuple[bytes, bytes, int, int, int]:
         """(head, tail, first, last, count) of a record: a consistent snapshot to take under the store's
-        lock and assemble() outside it, where the varint work of a large checkpoint holds up no merge."""
+        lock for a checkpoint (the file keeps head + tail as the blob and the numbers in columns)."""
         head = rec.head
         if head is None:
             head = self.head(rec, records)
         tail = rec.tail
         if tail is None:
-            tail = rec.tail = edge_pb2.Edge(reporting_nodes=rec.nodes).SerializeToString()
+            tail = self.tail(rec)
         return head, tail, rec.first, rec.last, rec.count
 
     def edge_bytes(self, rec: EdgeRecord, records: int) -> bytes:
@@ -119,7 +133,7 @@ class EdgeEncoder:
             head = self.head(rec, records)
         tail = rec.tail
         if tail is None:
-            tail = rec.tail = edge_pb2.Edge(reporting_nodes=rec.nodes).SerializeToString()
+            tail = self.tail(rec)
         return b"%b%b%b%b%b%b" % (
             head,
             timestamp_field(TAG_FIRST_SEEN, rec.first),
@@ -128,14 +142,6 @@ class EdgeEncoder:
             varint(rec.count),
             tail,
         )
-
-
-def assemble(head: bytes, tail: bytes, first: int, last: int, count: int) -> bytes:
-    """The serialized Edge from EdgeEncoder.parts()."""
-    return b"%b%b%b%b%b%b" % (
-        head, timestamp_field(TAG_FIRST_SEEN, first), timestamp_field(TAG_LAST_SEEN, last), TAG_COUNT,
-        varint(count), tail,
-    )
 
 
 def page_of(items: Iterable[T], *, page_size: int, wire_of: Callable[[T], bytes],

@@ -100,29 +100,31 @@ def test_close_is_idempotent(tmp_path: Path) -> None:
     store.close()
 
 
-def _stored(db: Path) -> dict[int, tuple[bool, int | None]]:
-    """row id -> (number columns set, count column) as the file holds them."""
+def _stored(db: Path) -> dict[int, tuple[bytes, int | None]]:
+    """row id -> (edge blob, count column) as the file holds them."""
     with sqlite3.connect(db) as conn:
-        return {i: (first is not None, count) for i, first, count in
-                conn.execute("SELECT id, first_ns, count FROM edges")}
+        return {i: (blob, count) for i, blob, count in conn.execute("SELECT id, edge, count FROM edges")}
 
 
 def test_a_re_reported_edge_is_checkpointed_as_its_numbers_and_restarts_exact(tmp_path: Path) -> None:
     db = tmp_path / "edges.db"
     with EdgeStore(db) as store:
         store.merge(_edges(), "node-a")
-        assert store.flush() == 3
-        assert not any(numbers for numbers, _ in _stored(db).values())  # new edges: written whole
+        assert store.flush() == 3  # new edges: written whole
+        whole = _stored(db)
+        assert sorted(c for _, c in whole.values()) == [1, 1, 3]
         # The same edges again, later: only first/last/count change, so only those are written.
         store.merge([edge(workload("frontend", pod="frontend-1"), workload("cart", service=("cart", "shop")), 8080,
                           first=T0 + 50, last=T0 + 60, count=4)], "node-a")
-        store.flush()
-        assert sorted(c for numbers, c in _stored(db).values() if numbers) == [7]
+        assert store.flush() == 0
+        numbers = _stored(db)
+        assert {i: blob for i, (blob, _) in numbers.items()} == {i: blob for i, (blob, _) in whole.items()}
+        assert sorted(c for _, c in numbers.values()) == [1, 1, 7]
         # A new pod of the client changes the record's attributes: written whole again.
         store.merge([edge(workload("frontend", pod="frontend-0"), workload("cart", service=("cart", "shop")), 8080)],
                     "node-a")
-        store.flush()
-        assert not any(numbers for numbers, _ in _stored(db).values())
+        assert store.flush() == 1
+        assert sum(blob != whole[i][0] for i, (blob, _) in _stored(db).items()) == 1
         store.merge([edge(workload("cart"), workload("redis", kind="StatefulSet"), 6379, first=T0 - 5, last=T0 + 99,
                           count=2)], "node-a")
         store.flush()
@@ -138,10 +140,10 @@ def test_a_file_written_before_the_number_columns_loads_and_is_upgraded(tmp_path
     with EdgeStore(db) as store:
         store.merge(_edges(), "n")
         before = store.list()
-    with sqlite3.connect(db) as conn:  # the previous layout: id, edge, extra
-        conn.executescript("CREATE TABLE old (id INTEGER PRIMARY KEY, edge BLOB NOT NULL, extra TEXT);"
-                           "INSERT INTO old SELECT id, edge, extra FROM edges; DROP TABLE edges;"
-                           "ALTER TABLE old RENAME TO edges;")
+    with sqlite3.connect(db) as conn:  # the previous layout: id, edge (the whole Edge, numbers inside), extra
+        conn.executescript("DROP TABLE edges; CREATE TABLE edges (id INTEGER PRIMARY KEY, edge BLOB NOT NULL, extra TEXT);")
+        conn.executemany("INSERT INTO edges (id, edge) VALUES (?, ?)",
+                         [(i, e.SerializeToString()) for i, e in enumerate(before, 1)])
     with EdgeStore(db) as store:
         assert store.list() == before
         store.merge(_edges()[:1], "n")
