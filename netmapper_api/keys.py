@@ -173,6 +173,8 @@ def merge_example(cur_pod: str, cur_labels: tuple[tuple[str, str], ...], new_pod
                   new_labels: tuple[tuple[str, str], ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The example pod of a merged endpoint and its labels: the smallest non-empty (pod, labels) pair, so
     the choice does not depend on the order of reports (labels travel with the pod they belong to)."""
+    if new_pod == cur_pod and new_labels == cur_labels:
+        return cur_pod, cur_labels  # the common case (the same pod again): no tuples to build
     # Empty values rank last, so any pod beats none and any labels beat none for the same pod.
     if (new_pod == "", new_pod, new_labels == (), new_labels) < (cur_pod == "", cur_pod, cur_labels == (), cur_labels):
         return new_pod, new_labels
