@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sniffer.cluster import ClusterIndex  # noqa: E402
 from sniffer.kube_discovery import ServedResource  # noqa: E402
+from sniffer.kube_records import Record, record_of  # noqa: E402
 from sniffer.kube_shape import kubectl_shape, slim_pod  # noqa: E402
 
 POD = ServedResource(kind="Pod", group="", version="v1", plural="pods")
@@ -44,6 +45,11 @@ DEPLOY = ServedResource(kind="Deployment", group="apps", version="v1", plural="d
 PAGE = 500  # KubeFeed.page_size
 PODS_PER_DEPLOYMENT = 10
 LOCAL_NODE = "node-000"
+
+
+def records(objs: list[dict[str, Any]]) -> list[Record]:
+    """The index keeps records (kube_records), as the feeds build them."""
+    return [rec for obj in objs if (rec := record_of(obj)) is not None]
 
 
 def _managed_fields() -> list[dict[str, Any]]:
@@ -186,8 +192,8 @@ def run_mode(mode: str, n_pods: int, n_local: int, *, traced: bool) -> Result:
 
     index = ClusterIndex()
     deps, rss = json.loads(owners_json)
-    index.replace("Deployment", deps, at=1.0)
-    index.replace("ReplicaSet", rss, at=1.0)
+    index.replace("Deployment", records(deps), at=1.0)
+    index.replace("ReplicaSet", records(rss), at=1.0)
     local = remote = 0
     items: list[dict[str, Any]] = []
     for page in pages:
@@ -202,7 +208,7 @@ def run_mode(mode: str, n_pods: int, n_local: int, *, traced: bool) -> Result:
                 else:
                     local += 1
             items.append(obj)
-    index.replace("Pod", items, at=1.0)
+    index.replace("Pod", records(items), at=1.0)
     del items
     load_s = time.perf_counter() - t0
     gc.collect()

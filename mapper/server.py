@@ -31,13 +31,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mapper.auth import AuthInterceptor, AuthStats, ReloadingTls, ReloadingTokens, is_loopback
-from mapper.edge_view import report_header
+from mapper.edge_view import report_header, report_views
 from mapper.filters import InvalidQuery
 from mapper.metrics import MapperMetrics
 from mapper.observer import NewEdgeObserver
 from mapper.store import DEFAULT_MAX_EDGES, MergeResult
 from mapper.stores import Store, StoreUnavailable, open_store
-from mapper.validation import IngestLimits
+from mapper.validation import MAX_REJECTIONS, IngestLimits
 from mapper.watch import watch
 from netmapper_api.limits import MAX_MESSAGE_BYTES, SERVICE_NAME
 from netmapper_api.v1 import edge_pb2, mapper_pb2
@@ -80,6 +80,18 @@ class ReceivedBatch:
         except DecodeError:
             return ReceivedBatch(raw, False)
         return ReceivedBatch(raw, True, header.node, header.sequence, header.instance, lost)
+
+
+def _refused_whole(raw: bytes, why: str) -> MergeResult:
+    """Every edge of a batch refused for `why`: the sniffer then counts and logs them as refused, where an
+    acknowledgement of nothing would have made it drop them silently."""
+    try:
+        edges, columns = report_views(raw)
+        size = len(edges) + (len(columns.keys) if columns is not None else 0)
+    except DecodeError:
+        size = 0
+    return MergeResult(accepted=0, rejected=size, error=why,
+                       rejections=tuple((i, why) for i in range(min(size, MAX_REJECTIONS))))
 
 
 def claimed_node(batch: ReceivedBatch) -> str:
@@ -288,7 +300,7 @@ class _MapperService:
                     context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
                 except Exception:  # a bug here must cost one batch, not every sniffer's stream
                     log.exception("merging batch %d from %s (%s) failed", req.sequence, node[0], peer)
-                    result = MergeResult(accepted=0, rejected=0, error="internal error merging batch")
+                    result = _refused_whole(req.raw, "internal error merging the batch (see the mapper's log)")
                 if self._metrics is not None and not result.duplicate:
                     self._count_batch(req, result)
                 # Only what the acknowledgement needs waits in the queue, not the parsed batch.

@@ -11,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mapper.server import MapperServer, serve
+from netmapper_api.columns import to_columns
 from netmapper_api.limits import client_channel_options
 from edge_testing import edge, internet, summary, workload
 from netmapper_api.v1 import edge_pb2, mapper_pb2, mapper_pb2_grpc
@@ -85,6 +86,29 @@ def test_invalid_edges_are_rejected_and_the_stream_goes_on(channel: grpc.Channel
     assert [summary(e)[1] for e in stub.ListEdges(mapper_pb2.ListEdgesRequest(), timeout=TIMEOUT).edges] == [
         "b.shop", "d.shop"
     ]
+
+
+def test_a_batch_the_store_fails_on_is_refused_edge_by_edge_and_the_stream_goes_on(
+        mapper: MapperServer, channel: grpc.Channel, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = mapper.store
+    real_merge = store.merge
+
+    def buggy(edges: object, node: str, **kw: object) -> object:
+        if node == "node-bug":  # a bug in the merge, as it would show: an exception
+            raise RuntimeError("bug")
+        return real_merge(edges, node, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "merge", buggy)
+    stream = Stream(mapper_pb2_grpc.MapperStub(channel))
+    req = mapper_pb2.ReportEdgesRequest(node="node-bug", sequence=1, edges=[edge(workload("a"), workload("b"))],
+                                        columns=to_columns([edge(workload("a"), workload("c"))]))
+    ack = stream.send(req)
+    # Refused, with the reason: the sniffer counts and logs them (an ack of nothing would drop them silently).
+    assert (ack.sequence, ack.accepted, ack.rejected) == (1, 0, 2)
+    assert [r.index for r in ack.rejections] == [0, 1] and "internal error" in ack.error
+    ack = stream.send(mapper_pb2.ReportEdgesRequest(node="node-a", sequence=2, edges=[edge(workload("a"), workload("d"))]))
+    assert (ack.accepted, ack.rejected) == (1, 0)
+    stream.close()
 
 
 def test_list_edges_filters_and_lost_totals(channel: grpc.Channel) -> None:
