@@ -22,11 +22,11 @@ Hot path (merge), designed for hundreds of thousands of observations per second 
 
 Durability (with a sqlite path, persistence.py): merge() journals the raw batch; wait_durable() returns
 once the journal commit holding it is done (group commit, every few ms), and only then does the server
-acknowledge. Changed records are checkpointed every `flush_interval` seconds (and after 64 MiB of
-journal): a record updated by many batches is written once per checkpoint, not once per batch, and a record
+acknowledge. Changed records are checkpointed every `flush_interval` seconds (and after MAX_JOURNAL_BYTES
+of journal or MAX_NEW_EDGES new records): a record updated by many batches is written once per checkpoint, not once per batch, and a record
 whose attributes did not change since it was last written whole (an edge re-reported) is written as its three
-numbers, without encoding it. Reset and expiry
-checkpoint synchronously so that nothing forgotten comes back on restart.
+numbers, without encoding it. Reset and expiry checkpoint synchronously, and an eviction asks for a
+checkpoint at once, so that what was forgotten does not come back with a replayed journal.
 
 Bounds: at most `max_edges` records; inserting beyond evicts the stalest (by last_seen) in chunks of
 1%, counted as LOST_SOURCE_MAPPER_EVICTED in the lost totals.
@@ -500,6 +500,10 @@ class EdgeStore:
         total[2] = now
         log.warning("store holds its maximum of %d edges: evicted the %d stalest (%d so far)",
                     self.max_edges, len(stalest), self.evicted)
+        if self._committer is not None:
+            # Durably forgotten soon, not at the next periodic checkpoint: until then a crash would bring
+            # them back from the file (the batches that made them may be checkpointed out of the journal).
+            self._committer.request_checkpoint()
 
     def _forget(self, recs: Sequence[EdgeRecord]) -> None:
         """Drop records from memory; their file rows go at the next checkpoint. Caller holds _lock."""
