@@ -501,8 +501,8 @@ class EdgeStore:
         log.warning("store holds its maximum of %d edges: evicted the %d stalest (%d so far)",
                     self.max_edges, len(stalest), self.evicted)
         if self._committer is not None:
-            # Durably forgotten soon, not at the next periodic checkpoint: until then a crash would bring
-            # them back from the file (the batches that made them may be checkpointed out of the journal).
+            # Durably forgotten soon, not at the next periodic checkpoint: until then the file still holds
+            # them, and a restart's replay evicts them again only if the store is as full as it was.
             self._committer.request_checkpoint()
 
     def _forget(self, recs: Sequence[EdgeRecord]) -> None:
