@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -59,7 +59,7 @@ from mapper.persistence import (
 )
 from mapper.record import MAX_REPORTING_NODES, EdgeRecord, merge_side, record_sort_key
 from mapper.validation import (
-    MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_numbers, check_times,
+    MAX_REJECTIONS, MAX_STORED_COUNT, IngestLimits, check_endpoint, check_node_name, check_times,
 )
 from mapper.wire import NS_PER_S, EdgeEncoder, list_response, page_of, timestamp
 from netmapper_api import keys
@@ -72,8 +72,9 @@ log = logging.getLogger(__name__)
 # Serialized endpoint -> (identity, attributes). Distinct endpoints are few (clients x pods +
 # servers); the cache is cleared when it reaches this size so that pod churn cannot grow it forever.
 _ENDPOINT_CACHE_MAX: Final[int] = 200_000
-# Serialized EdgeColumns key -> its record. One entry per (edge, client pod, server pod) reported, ~300 B
-# each; cleared when full (a miss costs what an Edge message costs: see _key_record).
+# Known edge (EdgeColumns key bytes, or an Edge's endpoint bytes, port, protocol) -> its record. One entry
+# per (edge, client pod, server pod) reported, ~300 B each; cleared when full (a miss validates and
+# resolves the edge again: _record_of).
 _KEY_CACHE_MAX: Final[int] = 250_000
 # Sniffer instances whose last applied batch is remembered (for exactly-once merging of resends); the
 # least recently seen are forgotten beyond this. A sniffer restart makes a new instance.
@@ -114,6 +115,21 @@ class MergeResult:
     newest_ns: int = 0  # the latest last_seen accepted (the reporting node's lag, in metrics)
 
 
+_RowKey = bytes | tuple[bytes, bytes, int, int]
+"""What a known edge is found by: an EdgeColumns key's bytes, or an Edge's endpoint bytes, port, protocol."""
+_Source = EdgeView | bytes
+"""Where a row of _merge_rows comes from: an Edge's view, or an EdgeColumns key's bytes."""
+
+
+def _edge_rows(views: Sequence[EdgeView]) -> Iterator[tuple[_RowKey, int, int, int, _Source]]:
+    """The rows of Edge messages for _merge_rows: keyed by their endpoints' bytes, port and protocol."""
+    for e in views:
+        fs = e.first_seen
+        ls = e.last_seen
+        yield ((e.client, e.server, e.port, e.protocol), fs.seconds * NS_PER_S + fs.nanos,
+               ls.seconds * NS_PER_S + ls.nanos, e.count, e)
+
+
 @dataclass(slots=True)
 class _Tally:
     """What a merge has counted so far, shared by the two forms of a batch's edges (Edge, EdgeColumns)."""
@@ -132,6 +148,10 @@ class _Tally:
             self.rejections.append((index, reason))
 
 
+_Miss = Callable[[_RowKey, _Source, int, int, int, _Tally], EdgeRecord]
+"""How _merge_rows finds the record of a key it has not seen: validate, resolve, create or merge."""
+
+
 class EdgeStore:
     """Thread-safe merged edge set. Use as a context manager or call close() to flush a sqlite file."""
 
@@ -145,7 +165,7 @@ class EdgeStore:
         self._lock = threading.Lock()
         self._records: dict[IndexKey, EdgeRecord] = {}
         self._endpoints: dict[bytes, Resolved] = {}
-        self._by_key: dict[bytes, EdgeRecord] = {}  # columns keys whose endpoints were merged into the record
+        self._by_key: dict[_RowKey, EdgeRecord] = {}  # keys of edges whose endpoints were merged into the record
         # Records sorted by key, plus those added since the last sort: sorting the new ones and appending
         # them makes the next sort a linear merge of two runs instead of a full sort.
         self._order: list[EdgeRecord] = []
@@ -221,102 +241,29 @@ class EdgeStore:
             return MergeResult(accepted=0, rejected=size, error=why if size else "",
                                rejections=tuple((i, why) for i in range(min(size, MAX_REJECTIONS))))
         lo, hi = limits.window_ns(now)
-        accepted = rejected = 0
-        error = ""
-        rejections: list[tuple[int, str]] = []
-        new_edges: list[edge_pb2.Edge] = []
-        newest = 0
-        valid_protocols = keys.VALID_PROTOCOLS
+        tally = _Tally(0, 0, "", [], [], 0)
         changed: list[EdgeRecord] = []
-        max_count = limits.max_count
-        max_edges = limits.max_edges
         with self._lock:
             if batch is not None:
                 done = self._applied.get(batch[0])
                 if done is not None and batch[1] <= done[0]:
                     # A resend: acknowledge once everything merged so far is durable, merge nothing.
                     return MergeResult(accepted=0, rejected=0, duplicate=True, position=self._position)
-            endpoints = self._endpoints
-            records = self._records
-            dirty = self._dirty
             version = self._version
-            for index, e in enumerate(views):
-                port = e.port
-                protocol = e.protocol
-                fs = e.first_seen
-                ls = e.last_seen
-                first = fs.seconds * NS_PER_S + fs.nanos
-                last = ls.seconds * NS_PER_S + ls.nanos
-                # A sniffer that does not stamp times still reports a real observation: stamp it now.
-                if not first:
-                    first = last or now
-                if not last:
-                    last = first
-                n = e.count
-                if (not 0 < port <= 65535 or protocol not in valid_protocols or n > max_count
-                        or last < first or first < lo or last > hi or index >= max_edges):
-                    rejected += 1
-                    reason = (f"batch holds more than {max_edges} edges" if index >= max_edges
-                              else check_numbers(e, first, last, lo, hi, limits))
-                    error = error or reason
-                    if len(rejections) < MAX_REJECTIONS:
-                        rejections.append((index, reason))
-                    continue
-                # Wire bytes of the endpoints (edge_view.py): no Endpoint message is built on a hit.
-                cb = e.client
-                sb = e.server
-                c = endpoints.get(cb)
-                s = endpoints.get(sb)
-                if c is None or s is None:
-                    try:
-                        c = self._resolve(cb, "client")
-                        s = self._resolve(sb, "server")
-                    except InvalidEdge as exc:
-                        rejected += 1
-                        error = error or str(exc)
-                        if len(rejections) < MAX_REJECTIONS:
-                            rejections.append((index, str(exc)))
-                        continue
-                index_key = (c[2], s[2], port, protocol)
-                rec = records.get(index_key)
-                if rec is None:
-                    rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last, index_key)
-                    # Built from the view: exactly the bytes validated (a field repeated on the wire merges
-                    # in a full parse, while the view keeps its last occurrence).
-                    new_edges.append(edge_pb2.Edge.FromString(e.SerializeToString()))
-                else:
-                    # Attributes objects are interned per serialized endpoint, so "merged lately" is an
-                    # identity test (the tuple scan stays in C); anything else is merged (idempotent).
-                    ca = c[1]
-                    if ca not in rec.client_seen:
-                        merge_side(rec, True, ca)
-                    sa = s[1]
-                    if sa not in rec.server_seen:
-                        merge_side(rec, False, sa)
-                if first < rec.first:
-                    rec.first = first
-                if last > rec.last:
-                    rec.last = last
-                if last > newest:
-                    newest = last
-                # count 0 would mean "seen but not counted"; an edge is only reported when seen.
-                rec.count += n or 1
-                if rec.count > MAX_STORED_COUNT:
-                    rec.count = MAX_STORED_COUNT
-                if node not in rec.nodes:
-                    rec.nodes = keys.bounded_union(rec.nodes, (node,), MAX_REPORTING_NODES)
-                    rec.tail = None
-                rec.wire = None
-                rec.version = version
-                changed.append(rec)
-                if dirty is not None and not rec.dirty:
-                    rec.dirty = True
-                    dirty.append(rec)
-                accepted += 1
+            dirty = self._dirty
+            if views:
+                self._merge_rows(_edge_rows(views), 0, node, now, lo, hi, changed, tally, self._edge_record)
             if columns is not None and columns.keys:
-                tally = _Tally(accepted, rejected, error, rejections, new_edges, newest)
-                self._merge_columns(columns, len(views), node, now, lo, hi, changed, tally)
-                accepted, rejected, error, newest = tally.accepted, tally.rejected, tally.error, tally.newest
+                ks, firsts, lasts, counts = columns.keys, columns.first_seen_ns, columns.last_seen_ns, columns.counts
+                if len(firsts) == len(lasts) == len(counts) == len(ks):
+                    self._merge_rows(zip(ks, firsts, lasts, counts, ks), len(views), node, now, lo, hi, changed,
+                                     tally, self._key_record)
+                else:
+                    why = (f"columns differ in length: {len(ks)} keys, {len(firsts)} first_seen_ns, "
+                           f"{len(lasts)} last_seen_ns, {len(counts)} counts")
+                    for i in range(len(ks)):
+                        tally.reject(len(views) + i, why)
+            accepted = tally.accepted
             if changed:
                 self._version = version + 1
                 self.changes.publish(changed, self._version)
@@ -334,23 +281,19 @@ class EdgeStore:
                         self._committer.request_checkpoint()
                 else:
                     self._unjournaled = True  # only a checkpoint makes this merge durable
-        return MergeResult(accepted=accepted, rejected=rejected, error=error, rejections=tuple(rejections),
-                           position=position, new_edges=tuple(new_edges), newest_ns=newest)
+        return MergeResult(accepted=accepted, rejected=tally.rejected, error=tally.error,
+                           rejections=tuple(tally.rejections), position=position, new_edges=tuple(tally.new_edges),
+                           newest_ns=tally.newest)
 
-    def _merge_columns(self, cols: ColumnsView, offset: int, node: str, now: int, lo: int, hi: int,
-                       changed: list[EdgeRecord], tally: _Tally) -> None:
-        """Merge EdgeColumns (the edges at `offset` onwards of the batch). Caller holds _lock.
+    def _merge_rows(self, rows: Iterable[tuple[_RowKey, int, int, int, _Source]], offset: int, node: str, now: int,
+                    lo: int, hi: int, changed: list[EdgeRecord], tally: _Tally, miss: _Miss) -> None:
+        """Merge one form of a batch's edges (the edges at `offset` onwards of the batch) given as rows
+        (key, first ns, last ns, count, source): an EdgeColumns key's bytes, or an Edge's endpoint bytes,
+        port and protocol. Caller holds _lock.
 
-        A key seen before is one dict lookup by its bytes and three numbers: its endpoints, port and
-        protocol were validated and merged into the record when it was first seen (merging the same
-        attributes again would change nothing, record.py), so only the numbers are checked here."""
-        ks, firsts, lasts, counts = cols.keys, cols.first_seen_ns, cols.last_seen_ns, cols.counts
-        if not len(firsts) == len(lasts) == len(counts) == len(ks):
-            why = (f"columns differ in length: {len(ks)} keys, {len(firsts)} first_seen_ns, "
-                   f"{len(lasts)} last_seen_ns, {len(counts)} counts")
-            for i in range(len(ks)):
-                tally.reject(offset + i, why)
-            return
+        A key seen before is one dict lookup and three numbers: its endpoints, port and protocol were
+        validated and merged into the record when it was first seen (`miss`; merging the same attributes
+        again would change nothing, record.py), so only the numbers are checked here."""
         limits = self.limits
         max_count = limits.max_count
         room = limits.max_edges - offset  # edges of the batch beyond max_edges are refused
@@ -359,8 +302,9 @@ class EdgeStore:
         version = self._version
         accepted = 0
         newest = tally.newest
-        for i, (kb, first, last, n) in enumerate(zip(ks, firsts, lasts, counts)):
-            if not first:  # not stamped: as in an Edge, stamp it now
+        for i, (key, first, last, n, source) in enumerate(rows):
+            # A sniffer that does not stamp times still reports a real observation: stamp it now.
+            if not first:
                 first = last or now
             if not last:
                 last = first
@@ -369,10 +313,10 @@ class EdgeStore:
                              else f"count {n} above the limit of {max_count} per report" if n > max_count
                              else check_times(first, last, lo, hi))
                 continue
-            rec = by_key.get(kb)
+            rec = by_key.get(key)
             if rec is None or not rec.alive:
                 try:
-                    rec = self._key_record(kb, first, last, n, lo, hi, tally)
+                    rec = miss(key, source, first, last, n, tally)
                 except InvalidEdge as exc:
                     tally.reject(offset + i, str(exc))
                     continue
@@ -382,6 +326,7 @@ class EdgeStore:
                 rec.last = last
             if last > newest:
                 newest = last
+            # count 0 would mean "seen but not counted"; an edge is only reported when seen.
             rec.count += n or 1
             if rec.count > MAX_STORED_COUNT:
                 rec.count = MAX_STORED_COUNT
@@ -398,39 +343,58 @@ class EdgeStore:
         tally.accepted += accepted
         tally.newest = newest
 
-    def _key_record(self, kb: bytes, first: int, last: int, n: int, lo: int, hi: int, tally: _Tally) -> EdgeRecord:
-        """The record an EdgeColumns key names, created when new, its endpoints merged; the key is cached.
-        Raises InvalidEdge (nothing cached). Caller holds _lock."""
+    def _key_record(self, key: _RowKey, source: _Source, first: int, last: int, n: int, tally: _Tally) -> EdgeRecord:
+        """_merge_rows' miss for an EdgeColumns key (`source` is its bytes). Raises InvalidEdge."""
+        assert isinstance(source, bytes)
         try:
-            e = key_view(kb)
+            e = key_view(source)
         except DecodeError:
             raise InvalidEdge("key is not a valid Edge message") from None
-        port, protocol = e.port, e.protocol
-        if not 0 < port <= 65535 or protocol not in keys.VALID_PROTOCOLS:
-            raise InvalidEdge(check_numbers(e, first, last, lo, hi, self.limits))  # the times were checked
-        cb, sb = e.client, e.server
-        c = self._endpoints.get(cb) or self._resolve(cb, "client")
-        s = self._endpoints.get(sb) or self._resolve(sb, "server")
-        index_key = (c[2], s[2], port, protocol)
-        rec = self._records.get(index_key)
-        if rec is None:
-            rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last, index_key)
-            edge = edge_pb2.Edge.FromString(kb)  # as reported, for new-edge observers
+        rec, created = self._record_of(key, e, first, last)
+        if created:
+            edge = edge_pb2.Edge.FromString(source)  # as reported, for new-edge observers
             if edge.reporting_nodes:
                 edge.ClearField("reporting_nodes")
             edge.count = n
             edge.first_seen.seconds, edge.first_seen.nanos = divmod(first, NS_PER_S)
             edge.last_seen.seconds, edge.last_seen.nanos = divmod(last, NS_PER_S)
             tally.new_edges.append(edge)
+        return rec
+
+    def _edge_record(self, key: _RowKey, source: _Source, first: int, last: int, n: int, tally: _Tally) -> EdgeRecord:
+        """_merge_rows' miss for an Edge message (`source` is its view). Raises InvalidEdge."""
+        assert not isinstance(source, bytes)
+        rec, created = self._record_of(key, source, first, last)
+        if created:
+            # Built from the view: exactly the bytes validated (a field repeated on the wire merges in a full
+            # parse, while the view keeps its last occurrence).
+            tally.new_edges.append(edge_pb2.Edge.FromString(source.SerializeToString()))
+        return rec
+
+    def _record_of(self, key: _RowKey, e: EdgeView, first: int, last: int) -> tuple[EdgeRecord, bool]:
+        """The record an edge names (and whether it was created now), its endpoints validated and merged;
+        `key` then finds it without that work. Raises InvalidEdge (nothing cached). Caller holds _lock."""
+        port, protocol = e.port, e.protocol
+        keys.check_port_protocol(port, protocol)
+        cb, sb = e.client, e.server
+        c = self._endpoints.get(cb) or self._resolve(cb, "client")
+        s = self._endpoints.get(sb) or self._resolve(sb, "server")
+        index_key = (c[2], s[2], port, protocol)
+        rec = self._records.get(index_key)
+        created = rec is None
+        if rec is None:
+            rec = self._insert((c[0], s[0], port, protocol), c[1], s[1], first, last, index_key)
         else:
+            # Attributes objects are interned per serialized endpoint, so "merged lately" is an identity
+            # test (the tuple scan stays in C); anything else is merged (idempotent).
             if c[1] not in rec.client_seen:
                 merge_side(rec, True, c[1])
             if s[1] not in rec.server_seen:
                 merge_side(rec, False, s[1])
         if len(self._by_key) >= _KEY_CACHE_MAX:
             self._by_key.clear()  # only a cache: pod churn must not grow it forever
-        self._by_key[kb] = rec
-        return rec
+        self._by_key[key] = rec
+        return rec, created
 
     def _remember(self, batch: BatchId, now: int) -> None:
         """Record batch as the instance's last merged one. Caller holds _lock."""
