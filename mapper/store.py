@@ -43,7 +43,7 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Final
 
@@ -117,8 +117,8 @@ class MergeResult:
 
 _RowKey = bytes | tuple[bytes, bytes, int, int]
 """What a known edge is found by: an EdgeColumns key's bytes, or an Edge's endpoint bytes, port, protocol."""
-_Source = EdgeView | bytes
-"""Where a row of _merge_rows comes from: an Edge's view, or an EdgeColumns key's bytes."""
+_Source = EdgeView | None
+"""Where a row of _merge_rows comes from: an Edge's view (None for EdgeColumns, whose key is the Edge)."""
 
 
 def _edge_rows(views: Sequence[EdgeView]) -> Iterator[tuple[_RowKey, int, int, int, _Source]]:
@@ -256,8 +256,9 @@ class EdgeStore:
             if columns is not None and columns.keys:
                 ks, firsts, lasts, counts = columns.keys, columns.first_seen_ns, columns.last_seen_ns, columns.counts
                 if len(firsts) == len(lasts) == len(counts) == len(ks):
-                    self._merge_rows(zip(ks, firsts, lasts, counts, ks), len(views), node, now, lo, hi, changed,
-                                     tally, self._key_record)
+                    # The key is its own source (no second copy of its bytes per edge).
+                    self._merge_rows(zip(ks, firsts, lasts, counts, repeat(None)), len(views), node, now, lo, hi,
+                                     changed, tally, self._key_record)
                 else:
                     why = (f"columns differ in length: {len(ks)} keys, {len(firsts)} first_seen_ns, "
                            f"{len(lasts)} last_seen_ns, {len(counts)} counts")
@@ -344,15 +345,15 @@ class EdgeStore:
         tally.newest = newest
 
     def _key_record(self, key: _RowKey, source: _Source, first: int, last: int, n: int, tally: _Tally) -> EdgeRecord:
-        """_merge_rows' miss for an EdgeColumns key (`source` is its bytes). Raises InvalidEdge."""
-        assert isinstance(source, bytes)
+        """_merge_rows' miss for an EdgeColumns key (the key is the serialized Edge). Raises InvalidEdge."""
+        assert isinstance(key, bytes)
         try:
-            e = key_view(source)
+            e = key_view(key)
         except DecodeError:
             raise InvalidEdge("key is not a valid Edge message") from None
         rec, created = self._record_of(key, e, first, last)
         if created:
-            edge = edge_pb2.Edge.FromString(source)  # as reported, for new-edge observers
+            edge = edge_pb2.Edge.FromString(key)  # as reported, for new-edge observers
             if edge.reporting_nodes:
                 edge.ClearField("reporting_nodes")
             edge.count = n
@@ -363,7 +364,7 @@ class EdgeStore:
 
     def _edge_record(self, key: _RowKey, source: _Source, first: int, last: int, n: int, tally: _Tally) -> EdgeRecord:
         """_merge_rows' miss for an Edge message (`source` is its view). Raises InvalidEdge."""
-        assert not isinstance(source, bytes)
+        assert source is not None
         rec, created = self._record_of(key, source, first, last)
         if created:
             # Built from the view: exactly the bytes validated (a field repeated on the wire merges in a full
