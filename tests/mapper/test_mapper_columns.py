@@ -104,7 +104,8 @@ def test_a_forgotten_edge_reported_again_in_columns_starts_over() -> None:
     store.reset()
     store.merge(None, "node-a", raw=raw)
     assert [e.count for e in store.list()] == [5]
-    assert store.expire(time.time()) == 1  # last seen before now
+    now = time.time()  # the expiry threshold: the edge was last seen (T0) before it
+    assert store.expire(now) == 1
     assert store.list() == []
     result = store.merge(None, "node-a", raw=raw)
     assert result.accepted == 1 and len(result.new_edges) == 1  # a new record again, observers told
